@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,9 +252,13 @@ def outline_entries(pdf: Path, max_level: int = 1) -> list[tuple[int, str, int]]
 
 def _includepdf(part: Part, label: str) -> str:
     levels = ["subsection", "subsubsection", "paragraph"]
-    toc = [f"1,section,1,{{{latex_escape(part.title)}}},{label}"]
+
+    def heading(title):  # brackets would end \includepdf's optional argument early
+        return latex_escape(title).replace("[", "{[}").replace("]", "{]}")
+
+    toc = [f"1,section,1,{{{heading(part.title)}}},{label}"]
     for i, (level, title, page) in enumerate(part.entries):
-        toc.append(f"{page},{levels[level]},{level + 2},{{{latex_escape(title)}}},{label}-{i}")
+        toc.append(f"{page},{levels[level]},{level + 2},{{{heading(title)}}},{label}-{i}")
     return (
         f"\\includepdf[pages=-,pagecommand={{\\thispagestyle{{plain}}}},"
         f"addtotoc={{{','.join(toc)}}}]{{{part.pdf.as_posix()}}}\n"
@@ -275,6 +280,7 @@ def assemble(parts: list[Part], authors: list[str], workdir: Path) -> Path:
 \usepackage{{pdfpages}}
 \usepackage[hidelinks,bookmarksopen=true,bookmarksopenlevel=1,bookmarksnumbered=false]{{hyperref}}
 \setcounter{{tocdepth}}{{3}}
+\setcounter{{secnumdepth}}{{-10}}
 \hypersetup{{pdftitle={{{latex_escape(SHEET)}}},pdfauthor={{{latex_escape(', '.join(authors))}}}}}
 \begin{{document}}
 \thispagestyle{{empty}}
@@ -311,22 +317,34 @@ def replace_atomically(built: Path, target: Path = OUTPUT) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def _theory_and_appendix(notebook: Path):
+    import nbformat
+
+    theory = Part("Part I: Theory (exercises 1, 3(a), 3(d), 3(e) and 5)", theory_pdf(BUILD / "theory"))
+    notes = [Part(f"Handwritten notes: {p.name}", p) for p in scanned_notes()]
+    modules = imported_helper_modules(nbformat.read(notebook, as_version=4))
+    pdf = appendix_pdf(modules, BUILD / "appendix")
+    appendix = Part("Part III: Appendix, source of the helper package", pdf) if pdf else None
+    return theory, notes, appendix
+
+
 def build(authors: list[str], notebook: Path = NOTEBOOK, output: Path = OUTPUT,
           first_step: int = 4, total: int = 7) -> Path:
     if len(authors) != 2 or not all(a.strip() for a in authors):
         raise BuildError(f"need exactly two non-empty names (a group of two), got {authors!r}")
     n = first_step
-    with step(n, total, f"Executing {notebook.name} top to bottom"):
-        nb = execute_notebook(notebook, BUILD / "exercise_sheet.executed.ipynb")
-    with step(n + 1, total, "Converting the notebook to PDF (nbconvert + XeLaTeX)"):
-        parts_nb = Part("Part II: Notebook (exercises 2, 3, 4 and 5, practical)", notebook_pdf(nb, BUILD / "notebook"))
-    with step(n + 2, total, "Compiling theory/theory.tex (latexmk, XeLaTeX)"):
-        parts = [Part("Part I: Theory (exercises 1, 3(a), 3(d), 3(e) and 5)", theory_pdf(BUILD / "theory"))]
-        parts += [Part(f"Handwritten notes: {p.name}", p) for p in scanned_notes()]
-        parts.append(parts_nb)
-        appendix = appendix_pdf(imported_helper_modules(nb), BUILD / "appendix")
-        if appendix is not None:
-            parts.append(Part("Part III: Appendix, source of the helper package", appendix))
+    # The theory and the appendix do not depend on the notebook's outputs: compile them on
+    # the second core while the notebook runs (its BLAS is limited to one thread).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        side = pool.submit(_theory_and_appendix, notebook)
+        with step(n, total, f"Executing {notebook.name} top to bottom"):
+            nb = execute_notebook(notebook, BUILD / "exercise_sheet.executed.ipynb")
+        with step(n + 1, total, "Converting the notebook to PDF (nbconvert + XeLaTeX)"):
+            notebook_part = Part("Part II: Notebook (exercises 2, 3, 4 and 5, practical)",
+                                 notebook_pdf(nb, BUILD / "notebook"))
+        with step(n + 2, total, "Theory (latexmk, XeLaTeX) and appendix, compiled alongside step 4"):
+            theory, notes, appendix = side.result()
+    parts = [theory, *notes, notebook_part] + ([appendix] if appendix else [])
     with step(n + 3, total, "Assembling the title page, contents and all parts"):
         for part in parts:
             part.entries = outline_entries(part.pdf)

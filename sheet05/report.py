@@ -27,8 +27,10 @@ def table_markdown(header, rows) -> str:
 def table_latex(header, rows) -> str:
     body = [" & ".join(latex_escape(str(c)) for c in header) + r" \\ \midrule"]
     body += [" & ".join(latex_escape(str(c)) for c in row) + r" \\" for row in rows]
-    return ("\\begin{center}\\small\\begin{tabular}{" + "l" * len(header) + "}\\toprule\n"
-            + "\n".join(body) + "\n\\bottomrule\\end{tabular}\\end{center}")
+    # adjustbox (loaded by nbconvert's template) shrinks a table wider than the text to fit
+    return ("\\begin{center}\\small\\begin{adjustbox}{max width=\\linewidth}\\begin{tabular}{"
+            + "l" * len(header) + "}\\toprule\n" + "\n".join(body)
+            + "\n\\bottomrule\\end{tabular}\\end{adjustbox}\\end{center}")
 
 
 def show_table(header, rows) -> None:

@@ -107,3 +107,30 @@ def test_numbers_quoted_in_prose_were_printed(nb):
             continue
         for number in re.findall(r"(?<![\w.])\d+\.\d{2,}(?:e-\d+)?|\d+\.\d+(?= ± )|(?<=± )\d+\.\d+", cell.source):
             assert number in printed, f"{number!r} quoted in prose but never printed:\n{cell.source[:200]}"
+
+
+def test_4_parameter_counts_from_the_models(nb):
+    text = all_output_text(nb)
+    assert "total: 81 parameters" in text      # 2->20->1: 2*20 + 20 + 20 + 1
+    assert "total: 111 parameters" in text     # 2->5->5->5->5->1
+
+
+def test_5_shallow_nets_reach_the_maximum_and_grid_is_a_lower_bound(nb):
+    text = all_output_text(nb)
+    assert "maximum for one hidden layer with n = 20 neurons: 1 + n + C(n, 2) = 211" in text
+    assert "shallow nets with exactly 211 regions in [-R,R]^2: 5 of 5" in text
+    per_seed = [t for t in tables(nb) if "grid lower bound" in t[0] and "seed" in t[0]][0]
+    for row in per_seed:
+        if row["seed"] == "":
+            continue  # the mean ± std rows
+        assert int(row["grid lower bound"]) <= int(row["regions in [-10,10]²"])
+        assert int(row["affine pieces in [-10,10]²"]) <= int(row["regions in [-10,10]²"])
+        if row["architecture"].startswith("shallow"):
+            assert int(row["regions in [-R,R]²"]) == 211
+
+
+def test_3_tie_rule_and_stable_lse(nb):
+    text = all_output_text(nb)
+    assert "z1 vs z2: identical = True" in text and "z1 vs z3: identical = False" in text
+    assert "float32, lambda=100: naive lse has 17922 inf" in text  # overflow of the textbook formula
+    assert "stable lse in float32: 0 non-finite values" in text
