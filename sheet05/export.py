@@ -186,8 +186,11 @@ def imported_helper_modules(nb) -> list[str]:
     found = []
     for cell in nb.cells:
         if cell.cell_type == "code":
-            for name in re.findall(r"(?:from|import)\s+sheet05\.(\w+)", cell.source):
-                if name not in found:
+            names = re.findall(r"(?:from|import)\s+sheet05\.(\w+)", cell.source)
+            for group in re.findall(r"from\s+sheet05\s+import\s+([\w\s,]+)", cell.source):
+                names += [item.split()[0] for item in group.split(",") if item.strip()]
+            for name in names:
+                if name not in found and (REPO_ROOT / "sheet05" / f"{name}.py").is_file():
                     found.append(name)
     return found
 

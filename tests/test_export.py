@@ -47,28 +47,35 @@ def test_export_builds_the_submission(exported):
     for glyph in ["λ", "σ", "±", "‖"]:
         assert glyph in text, glyph
     # the structure: theory, notebook, appendix, and exercise 2's sub-questions
-    for heading in ["Part I: Theory", "Part II: Notebook", "Part III: Appendix",
-                    "2(a)", "2(b)", "2(c)", "1(a)", "sheet05/data.py"]:
+    for heading in ["Part I: Theory", "Part II: Notebook", "Part III: Appendix", "sheet05/data.py",
+                    "sheet05/regions.py", "Exercise 1", "Exercise 3", "Exercise 5",
+                    "1 The logistic sigmoid", "2 Logistic regression", "3 Log-sum-exp", "4 Linear regions",
+                    "5 Number of linear regions"]:
         assert heading in text, heading
+    for label in ["1(a)", "1(b)", "1(c)", "2(a)", "2(b)", "2(c)", "3(a)", "3(b)", "3(c)", "3(d)",
+                  "3(e)", "4(a)", "4(b)", "4(c)", "4(d)"]:
+        assert label in first, f"{label} missing from the contents on page 1"
+        assert text.count(label) >= 2, label  # in the contents and in the body
 
 
 @pytest.mark.slow
-def test_failing_cell_fails_the_export_and_keeps_the_old_pdf(exported):
-    repo, result = exported
+def test_failing_cell_fails_the_export_and_keeps_the_old_pdf(exported, tmp_path):
+    exported_repo, result = exported
     assert result.returncode == 0
+    # a copy of its own, so that the failed run does not overwrite the build the notebook
+    # tests read; it starts with the good PDF of the exported copy
+    repo = copy_of_repo(tmp_path / "repo")
+    (repo / "data" / "lie_detection").symlink_to((exported_repo / "data" / "lie_detection").resolve())
     pdf = repo / "submission.pdf"
+    pdf.write_bytes((exported_repo / "submission.pdf").read_bytes())
     before = hashlib.sha256(pdf.read_bytes()).hexdigest()
 
     nb_path = repo / "exercise_sheet.ipynb"
-    original = nb_path.read_text()
     nb = nbformat.read(nb_path, as_version=4)
     bad = nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken cell')")
     nb.cells.insert(2, bad)  # right after the setup cell, so it fails within seconds
     nbformat.write(nb, nb_path)
-    try:
-        failed = run_export(repo, "--authors", "Ada Lovelace", "Alan Turing")
-    finally:
-        nb_path.write_text(original)
+    failed = run_export(repo, "--authors", "Ada Lovelace", "Alan Turing")
     assert failed.returncode != 0
     assert "cell 3" in failed.stderr and "deliberately broken cell" in failed.stderr
     assert "Exercise sheet 5: notebook part" in failed.stderr  # the heading above the cell
@@ -96,8 +103,16 @@ def test_authors_file_is_the_default(tmp_path):
 def test_appendix_lists_the_helper_modules_the_notebook_imports():
     nb = nbformat.read(REPO / "exercise_sheet.ipynb", as_version=4)
     modules = export.imported_helper_modules(nb)
-    assert "data" in modules and "report" in modules
+    assert "data" in modules and "report" in modules and "regions" in modules and "lse" in modules
     assert "export" not in modules  # plumbing the results do not depend on
+
+
+def test_helper_modules_found_in_every_import_form():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from sheet05 import regions as rg, data\nimport sheet05.lse"),
+        nbformat.v4.new_code_cell("from sheet05.report import show_table\nfrom sheet05 import nonexistent"),
+    ])
+    assert export.imported_helper_modules(nb) == ["lse", "regions", "data", "report"]
 
 
 def test_bad_latex_is_reported_with_its_error(tmp_path):
@@ -113,3 +128,27 @@ def test_missing_glyph_is_an_error(tmp_path):
                    "\\begin{document}λ\\end{document}\n")
     with pytest.raises(export.BuildError, match="glyphs missing"):
         export.run_latexmk(tex)
+
+
+def test_scanned_notes_follow_the_theory_in_file_name_order(tmp_path, monkeypatch):
+    """PDFs dropped into theory/ are merged after the typeset theory, sorted by file name."""
+    theory = tmp_path / "theory"
+    theory.mkdir()
+    (theory / "theory.tex").write_text(
+        "\\documentclass{article}\\usepackage{hyperref}\\begin{document}"
+        "\\section{Exercise 1: typeset}Typeset proof.\\end{document}\n")
+    for name, words in [("2-later.pdf", "Second scan"), ("1-first.pdf", "First scan")]:
+        src = tmp_path / (name[:-4] + ".tex")
+        src.write_text(f"\\documentclass{{article}}\\begin{{document}}{words}\\end{{document}}\n")
+        (theory / name).write_bytes(export.run_latexmk(src).read_bytes())
+    monkeypatch.setattr(export, "THEORY_DIR", theory)
+    assert [p.name for p in export.scanned_notes()] == ["1-first.pdf", "2-later.pdf"]
+
+    parts = [export.Part("Part I: Theory", export.theory_pdf(tmp_path / "build_theory"))]
+    parts += [export.Part(f"Handwritten notes: {p.name}", p) for p in export.scanned_notes()]
+    for part in parts:
+        part.entries = export.outline_entries(part.pdf)
+    pdf = export.assemble(parts, ["Ada Lovelace", "Alan Turing"], tmp_path / "assembled")
+    pages = [pdftotext(pdf, "-f", str(n), "-l", str(n)) for n in range(1, page_count(pdf)[0] + 1)]
+    assert "Ada Lovelace" in pages[0] and "Handwritten notes: 1-first.pdf" in pages[0]
+    assert "Typeset proof" in pages[1] and "First scan" in pages[2] and "Second scan" in pages[3]
