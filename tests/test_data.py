@@ -184,6 +184,7 @@ def test_loader_refuses_row_mismatch_nan_and_missing(tmp_path):
         data.load_dataset("toy", tmp_path / "b", family="Fake", size="1B", model_type="base", layer=7)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickle_that_runs_code_is_refused(tmp_path):
     """Checksums refuse it in fetch, and weights_only=True refuses it in the loader."""
     marker = tmp_path / "pwned"

@@ -277,3 +277,28 @@ def test_affine_pieces_concurrent_invisible_line():
     assert rg.count_affine_pieces(layers, BOX1) == 4
     labels = rg.affine_piece_labels(rg.enumerate_regions(layers, BOX1))
     assert sorted(np.bincount(labels)) == [1, 1, 2, 2]
+
+
+# --------------------------------------------------------------------------- independent check
+
+
+@pytest.mark.parametrize("sizes", [[2, 20, 1], [2, 5, 5, 5, 5, 1], [2, 8, 8, 1]])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_enumeration_agrees_with_independent_grid_evaluation(sizes, seed):
+    """An independent enumeration by brute force: evaluate the network (plain forward pass,
+    no polygon code) on a fine grid. Every grid pattern must be an enumerated region, and
+    every enumerated region wide enough to contain a grid point must be found on the grid.
+    For a convex polygon the inradius is at least area / perimeter, so area / perimeter
+    > sqrt(2) * spacing guarantees a grid point inside."""
+    layers = rg.layers_from_torch(torch_mlp(sizes, seed))
+    box, n = (-10, 10, -10, 10), 501
+    regions = rg.enumerate_regions(layers, box)
+    enumerated = {tuple(r.pattern) for r in regions}
+    on_grid = {tuple(p) for p in rg.activation_patterns(layers, rg.grid_points(box, n))}
+    assert on_grid <= enumerated
+    spacing = 20 / (n - 1)
+    for r in regions:
+        perimeter = np.sum(np.linalg.norm(np.roll(r.vertices, -1, axis=0) - r.vertices, axis=1))
+        if r.area / perimeter > 1.5 * spacing:
+            assert tuple(r.pattern) in on_grid
+    assert len(enumerated) == len(regions)  # one pattern per region (regions are convex)
