@@ -37,6 +37,7 @@ THEORY_DIR = REPO_ROOT / "theory"
 AUTHORS_FILE = REPO_ROOT / "authors.txt"
 BUILD = REPO_ROOT / "build"
 OUTPUT = REPO_ROOT / "submission.pdf"
+PLACEHOLDER_AUTHORS = ["First Member", "Second Member"]
 
 COURSE = "Machine Learning and Physics (Heidelberg University, winter term 2025/26)"
 SHEET = "Exercise sheet 5: logistic sigmoid, lie detection, log-sum-exp, linear regions"
@@ -366,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         authors = args.authors or read_authors()
+        if authors == PLACEHOLDER_AUTHORS:
+            print(f"warning: {AUTHORS_FILE.name} still holds the placeholder names; set the two "
+                  "names there or pass --authors", file=sys.stderr)
         out = build(authors, first_step=args.first_step, total=args.total_steps)
     except BuildError as err:
         print(f"\nexport failed: {err}\n{OUTPUT.name} was left as it was.", file=sys.stderr)
