@@ -44,7 +44,9 @@ begin 1 "Python environment (.venv from requirements.txt)"
 stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$PYTHON" -m venv .venv
+  "$PYTHON" -m venv .venv || {
+    echo "error: could not create .venv with $PYTHON (on Debian/Ubuntu: apt-get install python3-venv;" \
+         "or choose another interpreter with PYTHON=python3.11 ./export.sh)" >&2; exit 1; }
   .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
   # pip's output is filtered of this machine's harmless find-links warnings; its exit code is kept.
   if ! .venv/bin/python -m pip install --quiet -r requirements.txt > .venv/pip.log 2>&1; then
@@ -67,7 +69,11 @@ tex_ok() {
 if ! tex_ok; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "      installing: $TEX_PACKAGES"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $TEX_PACKAGES > /dev/null
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+             --no-install-recommends $TEX_PACKAGES; } > build-apt.log 2>&1; then
+      tail -20 build-apt.log >&2; echo "error: apt-get install failed (full log: build-apt.log)" >&2; exit 1
+    fi
+    rm -f build-apt.log
     tex_ok || { echo "error: TeX toolchain still incomplete after apt-get install" >&2; exit 1; }
   else
     echo "error: the TeX toolchain is missing. Install it once with:" >&2
