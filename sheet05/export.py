@@ -257,12 +257,9 @@ def outline_entries(pdf: Path, max_level: int = 1) -> list[tuple[int, str, int]]
 def _includepdf(part: Part, label: str) -> str:
     levels = ["subsection", "subsubsection", "paragraph"]
 
-    def heading(title):  # brackets would end \includepdf's optional argument early
-        return latex_escape(title).replace("[", "{[}").replace("]", "{]}")
-
-    toc = [f"1,section,1,{{{heading(part.title)}}},{label}"]
+    toc = [f"1,section,1,{{{latex_escape(part.title)}}},{label}"]
     for i, (level, title, page) in enumerate(part.entries):
-        toc.append(f"{page},{levels[level]},{level + 2},{{{heading(title)}}},{label}-{i}")
+        toc.append(f"{page},{levels[level]},{level + 2},{{{latex_escape(title)}}},{label}-{i}")
     return (
         f"\\includepdf[pages=-,pagecommand={{\\thispagestyle{{plain}}}},"
         f"addtotoc={{{','.join(toc)}}}]{{{part.pdf.as_posix()}}}\n"

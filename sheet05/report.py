@@ -8,10 +8,15 @@ paragraph box and wrap numbers such as "0.997 ± 0.002" over two lines.
 
 from __future__ import annotations
 
+import textwrap
+
 from IPython.display import display
 
+# Brackets are braced because "\\" followed by "[" (a new line or row starting with a
+# bracket) would be read as an optional argument, and so would "]" inside \includepdf[...].
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "[": "{[}", "]": "{]}"}
 
 
 def latex_escape(text: str) -> str:
@@ -24,8 +29,16 @@ def table_markdown(header, rows) -> str:
     return "\n".join(lines)
 
 
+def _header_cell(text: str, width: int = 14) -> str:
+    """A header cell broken over lines of about `width` characters (keeps wide tables narrow)."""
+    lines = textwrap.wrap(str(text), width) or [""]
+    if len(lines) == 1:
+        return latex_escape(lines[0])
+    return r"\begin{tabular}[b]{@{}l@{}}" + r" \\ ".join(map(latex_escape, lines)) + r"\end{tabular}"
+
+
 def table_latex(header, rows) -> str:
-    body = [" & ".join(latex_escape(str(c)) for c in header) + r" \\ \midrule"]
+    body = [" & ".join(_header_cell(c) for c in header) + r" \\ \midrule"]
     body += [" & ".join(latex_escape(str(c)) for c in row) + r" \\" for row in rows]
     # adjustbox (loaded by nbconvert's template) shrinks a table wider than the text to fit
     return ("\\begin{center}\\small\\begin{adjustbox}{max width=\\linewidth}\\begin{tabular}{"
