@@ -102,7 +102,7 @@ class NotebookFailed(BuildError):
 def _heading_above(cells, index: int) -> str:
     for cell in reversed(cells[:index]):
         if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
+            for line in reversed(cell.source.splitlines()):  # the last heading is the nearest
                 if line.startswith("#"):
                     return line.lstrip("#").strip()
     return "(no heading)"
