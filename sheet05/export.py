@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -128,7 +129,9 @@ def execute_notebook(src: Path = NOTEBOOK, dst: Path | None = None, timeout: int
 
     # IPC (a local socket file) instead of TCP: nothing listens on the network, and the
     # kernel does not warn about unencrypted TCP.
-    km = KernelManager(kernel_name="python3", transport="ipc")
+    # The socket files go to a private temporary folder, removed afterwards.
+    sockets = tempfile.mkdtemp(prefix="sheet05-kernel-")
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "ipc"))
     client = NotebookClient(
         nb, km=km, timeout=timeout, kernel_name="python3", on_cell_error=remember,
         resources={"metadata": {"path": str(cwd)}},
@@ -147,6 +150,7 @@ def execute_notebook(src: Path = NOTEBOOK, dst: Path | None = None, timeout: int
     finally:
         if km.has_kernel:
             km.shutdown_kernel(now=True)
+        shutil.rmtree(sockets, ignore_errors=True)
         if dst is not None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, dst)

@@ -29,6 +29,7 @@ def test_export_builds_the_submission(exported):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     pdf = repo / "submission.pdf"
     assert pdf.is_file()
+    assert not list(repo.glob("kernel-ipc*")), "the kernel's socket files were left in the repository"
     # progress: every step printed with its duration
     for n in range(1, 8):
         assert f"[{n}/7]" in result.stdout
