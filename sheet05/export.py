@@ -127,9 +127,8 @@ def execute_notebook(src: Path = NOTEBOOK, dst: Path | None = None, timeout: int
     def remember(cell, cell_index, execute_reply, **_):
         failed.update(cell=cell, index=cell_index)
 
-    # IPC (a local socket file) instead of TCP: nothing listens on the network, and the
-    # kernel does not warn about unencrypted TCP.
-    # The socket files go to a private temporary folder, removed afterwards.
+    # IPC (local socket files, in a private temporary folder removed afterwards) instead of
+    # TCP: nothing listens on the network, and the kernel does not warn about unencrypted TCP.
     sockets = tempfile.mkdtemp(prefix="sheet05-kernel-")
     km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "ipc"))
     client = NotebookClient(
@@ -260,7 +259,6 @@ def outline_entries(pdf: Path, max_level: int = 1) -> list[tuple[int, str, int]]
 
 def _includepdf(part: Part, label: str) -> str:
     levels = ["subsection", "subsubsection", "paragraph"]
-
     toc = [f"1,section,1,{{{latex_escape(part.title)}}},{label}"]
     for i, (level, title, page) in enumerate(part.entries):
         toc.append(f"{page},{levels[level]},{level + 2},{{{latex_escape(title)}}},{label}-{i}")
