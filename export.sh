@@ -1,100 +1,92 @@
-#!/usr/bin/env bash
-# Build submission.pdf: the one command. See README.md.
-#
-#   ./export.sh                                   names from authors.txt
-#   ./export.sh --authors "Ada Lovelace" "Alan Turing"
-#   ./export.sh --setup-only                      steps 1-3 only (used before the tests)
-#
-# Steps: Python venv (.venv, from requirements.txt) -> TeX toolchain -> course data
-# (fetched and checksum-verified) -> execute the notebook -> notebook PDF -> theory PDF ->
-# title page + contents + merge. submission.pdf is replaced only if every step succeeds.
-set -euo pipefail
-cd "$(dirname "$0")"
-ROOT=$(pwd)
+#!/bin/sh
+# Build submission.pdf: the one command. See README.md and ./export.sh --help.
+# POSIX sh (dash, bash 3.2 on macOS, ...): it only picks a Python interpreter and hands over to
+# sheet05/setup.py, which needs nothing but the standard library.
 
-# Debian/Ubuntu packages of the TeX toolchain (XeLaTeX, latexmk, the LaTeX packages that
-# nbconvert's template and pdfpages need, pandoc for nbconvert's markdown, DejaVu fonts,
-# poppler-utils for pdftotext/pdftoppm used by the tests and for looking at pages).
-TEX_PACKAGES="texlive-xetex texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-plain-generic lmodern latexmk pandoc fonts-dejavu poppler-utils"
-TOTAL=7
-PYTHON=${PYTHON:-python3}
+usage() {
+  cat <<'EOF'
+Usage: ./export.sh [--authors "First Member" "Second Member"] [--setup-only] [--dry-run]
 
-AUTHORS=()
-SETUP_ONLY=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --authors)
-      if [ $# -lt 3 ]; then echo "error: --authors needs two names, e.g. --authors \"Ada Lovelace\" \"Alan Turing\"" >&2; exit 2; fi
-      AUTHORS=("$2" "$3"); shift 3 ;;
-    --setup-only) SETUP_ONLY=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "error: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+Builds submission.pdf: Python environment (.venv from requirements.txt) -> TeX toolchain ->
+course data (fetched, checksum-verified) -> execute the notebook -> notebook PDF -> theory
+PDF and appendix -> title page, contents and merge. submission.pdf is replaced only if every
+step succeeds.
+
+  --authors A B   the two names for the title page (default: the names in authors.txt)
+  --setup-only    steps 1-3 only (the set-up the tests need)
+  --dry-run       change nothing: show what step 1 would download and install (pip's plan,
+                  made in a throwaway environment; report in build/setup-dry-run.json)
+  -h, --help      this text
+
+Environment:
+  PYTHON=python3.12           the interpreter for .venv (default: the first of python3.13,
+                              python3.12, python3.11, python3 that is 3.11-3.13)
+  TORCH_WHEELS=DIR|FILE|URL   where pip finds the Linux CPU build of torch (default
+                              https://download.pytorch.org/whl/cpu/torch/)
+  LIE_DETECTION_MIRROR=DIR    a local copy of the course data (see README.md)
+EOF
+}
+
+for arg in "$@"; do
+  case $arg in
+    -h|--help) usage; exit 0 ;;
   esac
 done
 
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-seconds_since() { local d=$(( $(ms) - $1 )); printf '%d.%d' $((d / 1000)) $((d % 1000 / 100)); }
-started=$(ms)
-step_start=0
-begin() { echo "[$1/$TOTAL] $2 ..."; step_start=$(ms); }
-end() { echo "      done in $(seconds_since "$step_start") s"; }
+cd "$(dirname "$0")" || exit 1
 
-# 1. Python environment. Reinstalled only when requirements.txt changed.
-begin 1 "Python environment (.venv from requirements.txt)"
-stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$PYTHON" -m venv .venv || {
-    echo "error: could not create .venv with $PYTHON (on Debian/Ubuntu: apt-get install python3-venv;" \
-         "or choose another interpreter with PYTHON=python3.11 ./export.sh)" >&2; exit 1; }
-  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-  # pip's output is filtered of this machine's harmless find-links warnings; its exit code is kept.
-  if ! .venv/bin/python -m pip install --quiet -r requirements.txt > .venv/pip.log 2>&1; then
-    grep -v "is ignored" .venv/pip.log >&2; echo "error: pip could not install requirements.txt (log: .venv/pip.log)" >&2; exit 1
-  fi
-  echo "$want" > "$stamp"
-else
-  echo "      .venv is up to date"
-fi
-end
+case $(uname -s 2>/dev/null) in
+  MINGW*|MSYS*|CYGWIN*)
+    echo "error: Windows is supported through WSL2 only: in PowerShell \`wsl --install\` (Ubuntu)," \
+         "then clone the repository inside WSL (cd ~) and run ./export.sh there." >&2
+    exit 1 ;;
+esac
 
-# 2. TeX toolchain.
-begin 2 "TeX toolchain (xelatex, latexmk, pandoc, DejaVu fonts, LaTeX packages)"
-tex_ok() {
-  command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v pandoc >/dev/null \
-    && command -v pdftotext >/dev/null && [ -n "$(fc-list "DejaVu Sans Mono" 2>/dev/null)" ] \
-    && for sty in tcolorbox adjustbox pdfpages fvextra titling enumitem soul ulem eurosym upquote mathrsfs unicode-math parskip; do
-         kpsewhich "$sty.sty" >/dev/null || return 1; done
-}
-if ! tex_ok; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "      installing: $TEX_PACKAGES"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-             --no-install-recommends $TEX_PACKAGES; } > build-apt.log 2>&1; then
-      tail -20 build-apt.log >&2; echo "error: apt-get install failed (full log: build-apt.log)" >&2; exit 1
-    fi
-    rm -f build-apt.log
-    tex_ok || { echo "error: TeX toolchain still incomplete after apt-get install" >&2; exit 1; }
-  else
-    echo "error: the TeX toolchain is missing. Install it once with:" >&2
-    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends $TEX_PACKAGES" >&2
+# The interpreter: $PYTHON if set, else the first supported one of these (by its full path,
+# which also spares pyenv's shims a second start).
+supported='import sys; ok = (3, 11) <= sys.version_info[:2] <= (3, 13); ok and sys.stdout.write(sys.executable); sys.exit(0 if ok else 1)'
+runnable='import sys; sys.exit(0 if sys.version_info[:2] >= (3, 6) else 1)'
+py=
+if [ -n "${PYTHON:-}" ]; then
+  if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    echo "error: PYTHON=$PYTHON: no such command" >&2
     exit 1
   fi
+  candidate=$PYTHON
 else
-  echo "      all present"
+  for c in python3.13 python3.12 python3.11 python3; do
+    if command -v "$c" >/dev/null 2>&1 && exe=$("$c" -c "$supported" 2>/dev/null); then
+      py=${exe:-$c}
+      break
+    fi
+  done
+  candidate=
+  if [ -z "$py" ]; then
+    # None is supported: the first one found explains why (sheet05/setup.py refuses it).
+    for c in python3 python; do
+      if command -v "$c" >/dev/null 2>&1; then candidate=$c; break; fi
+    done
+    if [ -z "$candidate" ]; then
+      echo "error: no Python found. Install Python 3.11, 3.12 or 3.13 (Debian/Ubuntu/WSL:" \
+           "sudo apt-get install python3 python3-venv; macOS: brew install python@3.12)" >&2
+      exit 1
+    fi
+  fi
 fi
-end
 
-# 3. Course data: fetched (local copy, LIE_DETECTION_MIRROR, or download) and verified.
-begin 3 "Course data for exercise 2 (data/lie_detection, SHA-256 verified)"
-.venv/bin/python -m sheet05.data fetch
-end
+if [ -z "$py" ]; then
+  # Pythons older than 3.6 cannot even read sheet05/setup.py: refuse them here.
+  if ! "$candidate" -c "$runnable" >/dev/null 2>&1; then
+    if ! version=$("$candidate" -c 'import sys; sys.stdout.write("%d.%d" % sys.version_info[:2])'); then
+      echo "error: $candidate does not run (see above); name a working one: PYTHON=python3.11 ./export.sh" >&2
+      exit 1
+    fi
+    echo "error: Python $version is not supported: numpy 2.4.6 and torch 2.13.0 need" \
+         "Python 3.11, 3.12 or 3.13. Install one, then run ./export.sh again, or name it:" \
+         "PYTHON=python3.11 ./export.sh" >&2
+    exit 1
+  fi
+  py=$candidate
+fi
 
-if [ "$SETUP_ONLY" = 1 ]; then echo "set-up complete ($(seconds_since "$started") s)"; exit 0; fi
-
-# 4-7. Notebook, theory, appendix, title page, merge (sheet05/export.py).
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} PYDEVD_DISABLE_FILE_VALIDATION=1
-args=()
-[ ${#AUTHORS[@]} -eq 2 ] && args=(--authors "${AUTHORS[@]}")
-.venv/bin/python -m sheet05.export --first-step 4 --total-steps "$TOTAL" ${args[@]+"${args[@]}"}
-echo "total $(seconds_since "$started") s"
+exec "$py" -m sheet05.setup "$@"

@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import shutil
+import ssl
 import sys
 import tempfile
 import urllib.request
@@ -136,6 +137,27 @@ def _url_chunks(url: str, timeout: float = 60.0):
         yield from iter(lambda: response.read(1 << 20), b"")
 
 
+CERTIFICATE_ADVICE = (
+    "the server's TLS certificate could not be verified (CERTIFICATE_VERIFY_FAILED). "
+    "This is not a network problem: this Python finds no list of trusted certificate "
+    "authorities. On macOS with Python from python.org, run its \"Install Certificates.command\" "
+    "once (Finder: Applications > Python 3.x; or: open \"/Applications/Python 3.12/Install "
+    "Certificates.command\" for your version). Elsewhere: `.venv/bin/python -m pip install "
+    "certifi` and `export SSL_CERT_FILE=\"$(.venv/bin/python -m certifi)\"`, or install your "
+    "system's ca-certificates package (behind a proxy that inspects TLS, point SSL_CERT_FILE at "
+    f"its certificate). Then run the command again; or point {MIRROR_ENV} at a local copy."
+)
+
+
+def _certificate_failure(err: BaseException) -> bool:
+    """Whether `err` (often a URLError wrapping an SSL error) is a failed certificate check."""
+    reason = getattr(err, "reason", None)
+    for candidate in (err, reason):
+        if isinstance(candidate, ssl.SSLCertVerificationError):
+            return True
+    return "CERTIFICATE_VERIFY_FAILED" in f"{err} {reason}"
+
+
 def fetch(
     data_dir: Path = DATA_DIR,
     mirror: str | Path | None = None,
@@ -176,6 +198,8 @@ def fetch(
             try:
                 _write_verified(dest, expected, _url_chunks(url), origin=url)
             except OSError as err:  # urllib's URLError is an OSError
+                if _certificate_failure(err):
+                    raise DataError(f"could not download {url}: {CERTIFICATE_ADVICE}") from err
                 raise DataError(
                     f"could not download {url}: {err}. Offline? Point {MIRROR_ENV} at a "
                     "local copy of the course's sheet05/data/lie_detection folder."

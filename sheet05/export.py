@@ -44,6 +44,25 @@ COURSE = "Machine Learning and Physics (Heidelberg University, winter term 2025/
 SHEET = "Exercise sheet 5: logistic sigmoid, lie detection, log-sum-exp, linear regions"
 
 
+# Fonts by file name, not family name: XeTeX finds a family name only through the system
+# (fontconfig, CoreText), which does not see the fonts in MacTeX's or TeX Live's own tree.
+_DEJAVU = {
+    "main": ("setmainfont", "DejaVuSerif", "Italic"),
+    "sans": ("setsansfont", "DejaVuSans", "Oblique"),
+    "mono": ("setmonofont", "DejaVuSansMono", "Oblique"),
+}
+
+
+def dejavu_fonts(**scales: float) -> str:
+    """fontspec lines loading the DejaVu files, e.g. dejavu_fonts(main=0.95, mono=0.85)."""
+    lines = []
+    for kind, scale in scales.items():
+        command, name, slant = _DEJAVU[kind]
+        lines.append(f"\\{command}{{{name}}}[Extension=.ttf, UprightFont=*, BoldFont=*-Bold, "
+                     f"ItalicFont=*-{slant}, BoldItalicFont=*-Bold{slant}, Scale={scale}]\n")
+    return "".join(lines)
+
+
 class BuildError(RuntimeError):
     """A build step failed; the message says which and why."""
 
@@ -135,8 +154,10 @@ def execute_notebook(src: Path = NOTEBOOK, dst: Path | None = None, timeout: int
         nb, km=km, timeout=timeout, kernel_name="python3", on_cell_error=remember,
         resources={"metadata": {"path": str(cwd)}},
     )
+    # SHEET05_EXPORT=1 tells the notebook to render its figures as (vector) PDF only.
+    env = {**os.environ, "SHEET05_EXPORT": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     try:
-        client.execute()
+        client.execute(env=env)
     except CellExecutionError as err:
         cell, index = failed.get("cell"), failed.get("index", -1)
         first = cell.source.strip().splitlines()[0] if cell is not None and cell.source.strip() else ""
@@ -215,8 +236,7 @@ def appendix_pdf(modules: list[str], workdir: Path) -> Path | None:
         )
     (workdir / "appendix.tex").write_text(
         "\\documentclass[10pt,a4paper]{article}\n"
-        "\\usepackage{fontspec}\\setmainfont{DejaVu Serif}[Scale=0.95]"
-        "\\setmonofont{DejaVu Sans Mono}[Scale=0.85]\n"
+        "\\usepackage{fontspec}\n" + dejavu_fonts(main=0.95, mono=0.85) +
         "\\usepackage[a4paper,margin=2cm]{geometry}\n\\usepackage{fvextra}\n"
         "\\usepackage{hyperref}\\setcounter{secnumdepth}{0}\n"
         "\\begin{document}\n\\ifdefined\\submissionbuild\\pagestyle{empty}\\fi\n"
@@ -257,14 +277,19 @@ def outline_entries(pdf: Path, max_level: int = 1) -> list[tuple[int, str, int]]
     return entries
 
 
-def _includepdf(part: Part, label: str) -> str:
+def _includepdf(part: Part, label: str, filename: str) -> str:
+    """The pdfpages line for one part, whose PDF lies next to the document as `filename`.
+
+    A plain relative name: an absolute path would go into LaTeX as it is, and a repository
+    path with #, % or ~ (special to TeX) would break the merge.
+    """
     levels = ["subsection", "subsubsection", "paragraph"]
     toc = [f"1,section,1,{{{latex_escape(part.title)}}},{label}"]
     for i, (level, title, page) in enumerate(part.entries):
         toc.append(f"{page},{levels[level]},{level + 2},{{{latex_escape(title)}}},{label}-{i}")
     return (
         f"\\includepdf[pages=-,pagecommand={{\\thispagestyle{{plain}}}},"
-        f"addtotoc={{{','.join(toc)}}}]{{{part.pdf.as_posix()}}}\n"
+        f"addtotoc={{{','.join(toc)}}}]{{{filename}}}\n"
     )
 
 
@@ -273,13 +298,13 @@ def assemble(parts: list[Part], authors: list[str], workdir: Path) -> Path:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     names = r" \\[0.4em] ".join(latex_escape(a) for a in authors)
-    includes = "".join(_includepdf(p, f"part{i}") for i, p in enumerate(parts))
+    for i, part in enumerate(parts):
+        shutil.copyfile(part.pdf, workdir / f"part{i}.pdf")
+    includes = "".join(_includepdf(p, f"part{i}", f"part{i}.pdf") for i, p in enumerate(parts))
     (workdir / "submission.tex").write_text(
         rf"""\documentclass[11pt,a4paper]{{article}}
 \usepackage{{fontspec}}
-\setmainfont{{DejaVu Serif}}[Scale=0.95]
-\setsansfont{{DejaVu Sans}}
-\usepackage[a4paper,margin=2.3cm]{{geometry}}
+{dejavu_fonts(main=0.95, sans=1)}\usepackage[a4paper,margin=2.3cm]{{geometry}}
 \usepackage{{pdfpages}}
 \usepackage[hidelinks,bookmarksopen=true,bookmarksopenlevel=1,bookmarksnumbered=false]{{hyperref}}
 \setcounter{{tocdepth}}{{3}}

@@ -4,6 +4,7 @@ its structure, and what happens when a cell fails."""
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 
 import nbformat
@@ -13,13 +14,21 @@ from conftest import REPO, copy_of_repo, run_export
 from sheet05 import export
 
 
+def poppler(tool):
+    """A poppler tool (pdftotext, pdfinfo): needed by the tests only, not by ./export.sh."""
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} is missing: the PDF tests read the PDF with poppler. Install it once "
+                    "(Debian/Ubuntu/WSL: sudo apt-get install poppler-utils; macOS: brew install poppler)")
+    return tool
+
+
 def pdftotext(pdf, *args):
-    return subprocess.run(["pdftotext", "-layout", *args, str(pdf), "-"], capture_output=True,
+    return subprocess.run([poppler("pdftotext"), "-layout", *args, str(pdf), "-"], capture_output=True,
                           text=True, check=True).stdout
 
 
 def page_count(pdf):
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    info = subprocess.run([poppler("pdfinfo"), str(pdf)], capture_output=True, text=True, check=True).stdout
     return int(re.search(r"Pages:\s+(\d+)", info).group(1)), re.search(r"Page size:\s+(.*)", info).group(1)
 
 
@@ -125,7 +134,7 @@ def test_bad_latex_is_reported_with_its_error(tmp_path):
 
 def test_missing_glyph_is_an_error(tmp_path):
     tex = tmp_path / "glyph.tex"
-    tex.write_text("\\documentclass{article}\\usepackage{fontspec}\\setmainfont{Latin Modern Roman}"
+    tex.write_text("\\documentclass{article}\\usepackage{fontspec}\\setmainfont{lmroman10-regular.otf}"
                    "\\begin{document}λ\\end{document}\n")
     with pytest.raises(export.BuildError, match="glyphs missing"):
         export.run_latexmk(tex)

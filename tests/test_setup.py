@@ -1,0 +1,450 @@
+"""export.sh and its set-up (sheet05/setup.py): arguments, interpreter choice and refusal,
+platform checks, the .venv decisions, where the CPU build of torch comes from, the TeX check."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, WheelServer, copy_of_repo, fake_wheel
+from sheet05 import setup
+
+PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+
+
+def pyenv_python(minor: str):
+    """An interpreter of version `minor` ('3.10'), from pyenv or the PATH, or None."""
+    for candidate in sorted(PYENV_VERSIONS.glob(f"{minor}.*/bin/python{minor}")):
+        return str(candidate)
+    found = shutil.which(f"python{minor}")
+    if found and subprocess.run([found, "-c", ""], capture_output=True).returncode == 0:
+        return found
+    return None
+
+
+def minimal_repo(dest: Path) -> Path:
+    """What export.sh needs to start: the script, the helper package, requirements.txt."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "export.sh", dest / "export.sh")
+    shutil.copy2(REPO / "requirements.txt", dest / "requirements.txt")
+    shutil.copytree(REPO / "sheet05", dest / "sheet05", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+# --------------------------------------------------------------------------- the script
+
+
+def test_help_prints_the_usage_only():
+    result = subprocess.run(["./export.sh", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: ./export.sh")
+    assert "set -" not in result.stdout and "#" not in result.stdout
+    assert "--setup-only" in result.stdout and "--dry-run" in result.stdout and "TORCH_WHEELS" in result.stdout
+
+
+def test_export_sh_is_posix_sh():
+    script = REPO / "export.sh"
+    assert script.read_bytes().startswith(b"#!/bin/sh\n")
+    for shell in ("dash", "sh"):
+        if shutil.which(shell):
+            result = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
+            assert result.returncode == 0, (shell, result.stderr)
+    if shutil.which("shellcheck"):
+        result = subprocess.run(["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout
+
+
+def test_supported_pythons_agree_between_script_and_setup():
+    text = (REPO / "export.sh").read_text()
+    low, high = re.search(r"\(3, (\d+)\) <= sys.version_info\[:2\] <= \(3, (\d+)\)", text).groups()
+    assert setup.SUPPORTED_PYTHONS == tuple((3, m) for m in range(int(low), int(high) + 1))
+
+
+def test_ci_reads_the_apt_packages_from_setup():
+    line = re.search(r"sed -n '(.*?)' sheet05/setup.py", (REPO / ".ci" / "run").read_text()).group(1)
+    out = subprocess.run(["sed", "-n", line, str(REPO / "sheet05" / "setup.py")], capture_output=True, text=True).stdout
+    assert out.split() == setup.APT_PACKAGES.split() and "texlive-xetex" in out and "fonts-dejavu" in out
+    assert "poppler-utils" not in setup.APT_PACKAGES  # only the tests need it; .ci/run adds it
+
+
+# --------------------------------------------------------------------------- Python versions
+
+
+@pytest.mark.parametrize("minor", ["3.10", "3.6", "2.7"])
+def test_unsupported_python_is_refused_up_front(tmp_path, minor):
+    python = pyenv_python(minor)
+    if python is None:
+        pytest.skip(f"no Python {minor} on this machine (pyenv install {minor})")
+    repo = minimal_repo(tmp_path / "repo")
+    start = time.perf_counter()
+    result = subprocess.run(["./export.sh", "--setup-only"], cwd=repo, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHON=python), timeout=60)
+    assert result.returncode == 1
+    assert f"Python {minor} is not supported" in result.stderr
+    assert "3.11, 3.12 or 3.13" in result.stderr and "PYTHON=python3.11 ./export.sh" in result.stderr
+    assert "Traceback" not in result.stderr and "SyntaxError" not in result.stderr
+    assert not (repo / ".venv").exists(), "nothing may be created before the refusal"
+    assert time.perf_counter() - start < 20
+
+
+def _fake_bin(folder: Path, pythons: dict) -> str:
+    """A PATH with the given python names (name -> interpreter) and the few tools sh needs."""
+    folder.mkdir()
+    for tool in ("dirname",):
+        (folder / tool).symlink_to(shutil.which(tool))
+    for name, target in pythons.items():
+        (folder / name).symlink_to(target)
+    return str(folder)
+
+
+def test_interpreter_choice(tmp_path):
+    py310, py312 = pyenv_python("3.10"), pyenv_python("3.12")
+    if not (py310 and py312):
+        pytest.skip("needs Python 3.10 and 3.12 (pyenv install 3.10 3.12)")
+    # a stand-in for the set-up that only says which interpreter export.sh chose
+    repo = tmp_path / "repo"
+    (repo / "sheet05").mkdir(parents=True)
+    shutil.copy2(REPO / "export.sh", repo)
+    (repo / "sheet05" / "__init__.py").write_text("")
+    (repo / "sheet05" / "setup.py").write_text("import sys\nprint('%d.%d' % sys.version_info[:2])\n")
+
+    def chosen(pythons, **env):
+        path = _fake_bin(tmp_path / f"bin{len(list(tmp_path.iterdir()))}", pythons)
+        result = subprocess.run(["/bin/sh", "./export.sh"], cwd=repo, capture_output=True, text=True,
+                                env={"PATH": path, "HOME": str(tmp_path), **env})
+        return result.returncode, result.stdout.strip(), result.stderr
+
+    # python3 is 3.10 (Ubuntu 22.04), python3.12 is installed beside it: 3.12 is taken
+    assert chosen({"python3": py310, "python3.12": py312})[:2] == (0, "3.12")
+    # only an unsupported python3: it is handed over so that it can explain (see the test above)
+    assert chosen({"python3": py310})[:2] == (0, "3.10")
+    # PYTHON wins, even when another one would be supported
+    assert chosen({"python3": py312, "python3.10": py310}, PYTHON="python3.10")[:2] == (0, "3.10")
+    rc, _, err = chosen({}, PYTHON="python3.99")
+    assert rc == 1 and "PYTHON=python3.99: no such command" in err
+    # a pyenv shim of a version that is installed but not selected
+    shim = tmp_path / "shim"
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.10: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+    rc, _, err = chosen({"python3.10": str(shim)}, PYTHON="python3.10")
+    assert rc == 1 and "command not found" in err and "python3.10 does not run" in err
+    rc, _, err = chosen({})
+    assert rc == 1 and "no Python found" in err and "apt-get install python3 python3-venv" in err
+    # Git Bash on Windows (not WSL): told to use WSL2 before any Python is looked for
+    uname = tmp_path / "uname"
+    uname.write_text("#!/bin/sh\necho MINGW64_NT-10.0-19045\n")
+    uname.chmod(0o755)
+    rc, out, err = chosen({"uname": str(uname), "python3": py312})
+    assert rc == 1 and out == "" and "WSL2" in err and "wsl --install" in err
+
+
+# --------------------------------------------------------------------------- platforms
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("linux", "x86_64", "", ("glibc", "2.36")), None),
+    (("linux", "aarch64", "", ("glibc", "2.31")), None),
+    (("darwin", "arm64", "14.5", None), None),
+    (("darwin", "arm64", "15.0", None), None),
+    (("darwin", "x86_64", "14.5", None), "macOS on Intel (x86_64) is not supported"),
+    (("darwin", "arm64", "13.6.1", None), "macOS 13.6.1 is too old"),
+    (("linux", "x86_64", "", ("glibc", "2.17")), "glibc 2.17 is too old"),
+    (("linux", "x86_64", "", ("", "")), "no glibc"),
+    (("linux", "riscv64", "", ("glibc", "2.36")), "Linux on riscv64 is not supported"),
+    (("win32", "AMD64", "", None), "WSL2"),
+    (("cygwin", "x86_64", "", None), "WSL2"),
+    (("freebsd14", "amd64", "", None), "freebsd14 is not supported"),
+])
+def test_platform_checks(args, expected):
+    problem = setup.platform_problem(*args)
+    if expected is None:
+        assert problem is None
+    else:
+        assert expected in problem and "Supported: Linux on x86_64 or aarch64" in problem
+
+
+def test_rosetta_python_is_told_to_use_an_arm64_python():
+    problem = setup.platform_problem("darwin", "x86_64", "14.5", None, rosetta=True)
+    assert "Rosetta" in problem and "/opt/homebrew/bin/python3.12" in problem
+
+
+def test_this_machine_is_supported():
+    assert setup.this_platform_problem() is None
+
+
+# --------------------------------------------------------------------------- .venv decisions
+
+ME = {"version": "3.12.1", "executable": "/usr/bin/python3.12"}
+REQ = "a" * 64
+STAMP = {"requirements_sha256": REQ, "python_version": "3.12.1", "created_with": "/usr/bin/python3.12"}
+
+
+@pytest.mark.parametrize("exists, probe, stamp, explicit, action, reason", [
+    (False, None, None, False, "create", "no .venv yet"),
+    (True, None, STAMP, False, "recreate", "no longer runs"),
+    (True, {"version": "3.10.12", "executable": "/usr/bin/python3.10"}, STAMP, False, "recreate", "3.10.12"),
+    (True, ME, STAMP, False, "ok", "3.12.1"),
+    (True, ME, dict(STAMP, requirements_sha256="b" * 64), False, "install", "requirements.txt changed"),
+    (True, ME, None, False, "install", "no record"),  # e.g. the stamp of an older export.sh
+    # another interpreter runs the set-up: the working .venv is kept ...
+    (True, {"version": "3.11.7", "executable": "/usr/bin/python3.11"},
+     dict(STAMP, python_version="3.11.7", created_with="/usr/bin/python3.11"), False, "ok", "3.11.7"),
+    # ... unless PYTHON names it
+    (True, {"version": "3.11.7", "executable": "/usr/bin/python3.11"},
+     dict(STAMP, python_version="3.11.7", created_with="/usr/bin/python3.11"), True, "recreate", "PYTHON names"),
+    (True, ME, dict(STAMP, created_with="/opt/other/python3.12"), True, "recreate", "PYTHON names"),
+    (True, ME, STAMP, True, "ok", "3.12.1"),
+])
+def test_venv_plan(exists, probe, stamp, explicit, action, reason):
+    got_action, got_reason = setup.plan_venv(exists, probe, stamp, REQ, ME, explicit)
+    assert got_action == action and reason in got_reason
+
+
+@pytest.mark.parametrize("has_ensurepip", [False, True])
+def test_venv_advice_names_python3_venv_only_when_ensurepip_is_missing(monkeypatch, has_ensurepip):
+    failed = subprocess.CompletedProcess([], 1, "", "Error: Command '[...]' returned non-zero exit status 1.")
+    monkeypatch.setattr(setup.subprocess, "run", lambda *a, **k: failed)
+    monkeypatch.setattr(setup, "is_debian_like", lambda: True)
+    monkeypatch.setattr(setup, "is_root", lambda: False)
+    if not has_ensurepip:
+        monkeypatch.setitem(sys.modules, "ensurepip", None)  # importing it fails, as on Debian without it
+    with pytest.raises(setup.SetupError) as err:
+        setup.create_venv(clear=False)
+    package = "python%d.%d-venv" % sys.version_info[:2]
+    assert (f"sudo apt-get install {package}" in str(err.value)) == (not has_ensurepip)
+    if has_ensurepip:
+        assert "PYTHON=python3.12 ./export.sh" in str(err.value)
+
+
+def test_probe_sees_a_python_310_venv_and_a_vanished_interpreter(tmp_path):
+    """The two cases of the issue, with real venvs: an old 3.10 .venv (kept by `venv` without
+    --clear) and one whose interpreter was removed by a Homebrew or pyenv upgrade."""
+    py310 = pyenv_python("3.10")
+    if py310 is None:
+        pytest.skip("needs Python 3.10")
+    old = tmp_path / "old"
+    subprocess.run([py310, "-m", "venv", "--without-pip", str(old)], check=True)
+    probe = setup.probe_venv(str(old))
+    assert probe["version"].startswith("3.10.")
+    assert setup.plan_venv(True, probe, None, REQ, ME, False)[0] == "recreate"
+
+    gone = tmp_path / "gone"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(gone)], check=True)
+    for name in ("python", "python3"):
+        (gone / "bin" / name).unlink()
+        (gone / "bin" / name).symlink_to(tmp_path / "uninstalled" / "python3.12")
+    assert os.path.lexists(setup.venv_python(str(gone)))
+    assert setup.probe_venv(str(gone)) is None
+    assert setup.plan_venv(True, None, STAMP, REQ, ME, False)[0] == "recreate"
+
+
+# --------------------------------------------------------------------------- torch, CPU build
+
+
+def test_requirements_pin_the_cpu_build():
+    text = (REPO / "requirements.txt").read_text()
+    assert re.search(r'^torch==2\.13\.0\+cpu ; sys_platform == "linux"$', text, re.M)
+    assert re.search(r'^torch==2\.13\.0 ; sys_platform == "darwin"$', text, re.M)
+    assert setup.pinned_torch() == "2.13.0+cpu"
+    assert "--extra-index-url" not in text and "--index-url" not in text
+
+
+def test_torch_page_is_rewritten_with_absolute_links():
+    page = ('<html><body><h1>Links for torch</h1>\n'
+            '<a href="/whl/cpu/torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl#sha256=ab12" '
+            'data-requires-python="&gt;=3.10" data-dist-info-metadata="sha256=cd34">'
+            'torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl</a><br/>\n'
+            '<a href="../numpy-2.4.6-cp311-none-any.whl">numpy</a>\n</body></html>')
+    out, names = setup.torch_links_page(page, "https://example.org/whl/cpu/torch/")
+    assert names == ["torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"]
+    assert ('href="https://example.org/whl/cpu/torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl'
+            '#sha256=ab12"') in out
+    assert 'data-requires-python="&gt;=3.10"' in out and 'data-dist-info-metadata="sha256=cd34"' in out
+    assert "numpy" not in out
+
+
+def test_torch_wheels_folder_and_file_go_to_pip_as_they_are(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("TORCH_WHEELS", str(tmp_path))
+    assert setup.torch_find_links(str(tmp_path))[0] == ["--find-links", str(tmp_path)]
+    monkeypatch.setenv("TORCH_WHEELS", str(tmp_path / "nowhere"))
+    with pytest.raises(setup.SetupError, match="no such folder"):
+        setup.torch_find_links(str(tmp_path))
+    monkeypatch.setattr(sys, "platform", "darwin")  # PyPI's macOS wheel is the CPU build
+    assert setup.torch_find_links(str(tmp_path))[0] == []
+
+
+def test_unreachable_torch_page_costs_one_try_not_one_per_package(tmp_path, monkeypatch):
+    """A page that cannot be fetched is left out after one try and one retry (seconds), and
+    the error, should pip then find no torch, names the page and the override."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    import socket
+
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("TORCH_WHEELS", f"http://127.0.0.1:{port}/whl/cpu/torch/")
+    notes = []
+    start = time.perf_counter()
+    args, source, note = setup.torch_find_links(str(tmp_path), log=notes.append)
+    assert time.perf_counter() - start < 10
+    assert args == [] and f"could not read http://127.0.0.1:{port}/" in notes[0] and "refused" in note
+    message = setup.torch_error(source, note)
+    assert "torch==2.13.0+cpu" in message and f"TORCH_WHEELS=http://127.0.0.1:{port}" in message
+    assert "TORCH_WHEELS=/path/to/that/folder ./export.sh" in message and "download.pytorch.org" in message
+
+
+@pytest.mark.parametrize("log", [
+    "ERROR: Could not find a version that satisfies the requirement torch==2.13.0+cpu (from versions: none)\n"
+    "ERROR: No matching distribution found for torch==2.13.0+cpu\n",
+    # pip's answer when a constraint (here: this machine's torch<=2.14.1) names torch too
+    "ERROR: Cannot install torch==2.13.0+cpu because these package versions have conflicting dependencies.\n"
+    "Additionally, some packages in these conflicts have no matching distributions available for your "
+    "environment:\n    torch\n",
+])
+def test_pip_finding_no_torch_is_recognised(tmp_path, log):
+    (tmp_path / "pip.log").write_text("Collecting numpy==2.4.6\n" + log)
+    assert setup._torch_missing(str(tmp_path / "pip.log"))
+    (tmp_path / "other.log").write_text("ERROR: No matching distribution found for numpy==2.4.6\n")
+    assert not setup._torch_missing(str(tmp_path / "other.log"))
+
+
+def test_torch_page_fetch_retries_once_except_when_the_name_does_not_resolve(tmp_path, monkeypatch):
+    import socket
+    import urllib.error
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(setup.time, "sleep", lambda s: None)
+    monkeypatch.setenv("TORCH_WHEELS", "https://wheels.example.org/cpu/torch/")
+    page = '<a href="torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl">t</a>'
+    calls = []
+
+    def flaky(url, timeout):
+        calls.append(url)
+        if len(calls) == 1:
+            raise urllib.error.URLError(ConnectionResetError(104, "Connection reset by peer"))
+        return page, url
+
+    monkeypatch.setattr(setup, "_fetch_text", flaky)
+    args, _, note = setup.torch_find_links(str(tmp_path), log=lambda *_: None)
+    assert len(calls) == 2 and note is None and args[0] == "--find-links"
+    assert "https://wheels.example.org/cpu/torch/torch-2.13.0%2Bcpu" in Path(args[1]).read_text()
+
+    calls.clear()
+
+    def offline(url, timeout):
+        calls.append(url)
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(setup, "_fetch_text", offline)
+    args, _, note = setup.torch_find_links(str(tmp_path), log=lambda *_: None)
+    assert len(calls) == 1 and args == [] and "Name or service not known" in note
+
+
+def isolated_pip_env(**extra) -> dict:
+    """This machine's pip settings removed: no config file (/etc/pip.conf adds find-links
+    /opt/wheels, which holds a real torch +cpu wheel), no PIP_FIND_LINKS, no extra index."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX", "PIP_CONSTRAINT")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env.update(extra)
+    return env
+
+
+def test_pip_fetches_a_remote_find_links_page_once_per_package(tmp_path):
+    """Why the set-up fetches TORCH_WHEELS itself: pip reads a remote find-links page again for
+    every package it looks up (so an unreachable one costs ~8 s of retries per package)."""
+    wheels = tmp_path / "wheels"
+    for name in ("alpha", "beta", "gamma"):
+        fake_wheel(wheels, name, "1.0")
+    server = WheelServer(wheels)
+    try:
+        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-index", "--no-deps", "-d",
+                                 str(tmp_path / "dl"), "--find-links", server.url, "alpha", "beta", "gamma"],
+                                capture_output=True, text=True, env=isolated_pip_env(), timeout=120)
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert server.requests.count("/") == 3
+
+
+@pytest.mark.slow
+def test_dry_run_takes_torch_cpu_from_the_wheel_page(tmp_path):
+    """./export.sh --setup-only --dry-run against a local page that plays PyTorch's CPU page
+    (a tiny fake torch-2.13.0+cpu wheel): pip's plan takes torch from that page, once, and
+    has no CUDA package. pip's own configuration is cut off, so /opt/wheels cannot help."""
+    fake_wheel(tmp_path / "cpu-page")
+    server = WheelServer(tmp_path / "cpu-page")
+    repo = copy_of_repo(tmp_path / "repo", link_venv=False)
+    try:
+        result = subprocess.run(["./export.sh", "--setup-only", "--dry-run"], cwd=repo, capture_output=True,
+                                text=True, timeout=900, env=isolated_pip_env(TORCH_WHEELS=server.url))
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not (repo / ".venv").exists(), "a dry run changes nothing"
+    report = json.loads((repo / "build" / "setup-dry-run.json").read_text())
+    plan = {item["metadata"]["name"].lower(): item for item in report["install"]}
+    assert plan["torch"]["metadata"]["version"] == "2.13.0+cpu"
+    assert plan["torch"]["download_info"]["url"].startswith(server.url)
+    assert not [name for name in plan if name.startswith("nvidia") or name in ("triton", "cuda-bindings")]
+    assert {"numpy", "scipy", "jupyter", "nbconvert", "pytest"} <= set(plan)
+    assert server.requests.count("/") == 1, server.requests  # the page: once for the whole install
+    command = next(line for line in result.stdout.splitlines() if "pip install" in line)
+    assert re.search(r"--find-links /\S+torch-wheels.html", command), command  # a local file for pip
+    assert f"torch 2.13.0+cpu   from {server.url}" in result.stdout
+
+
+# --------------------------------------------------------------------------- TeX
+
+
+def test_tex_check_finds_everything_here():
+    assert setup.missing_tex() == []
+
+
+def test_tex_advice_per_platform(monkeypatch):
+    missing = ["pandoc", "DejaVuSans.ttf", "latinmodern-math.otf", "tcolorbox.sty"]
+    monkeypatch.setattr(sys, "platform", "darwin")
+    mac = setup.tex_advice(missing)
+    assert "brew install --cask mactex-no-gui" in mac and "brew install pandoc" in mac and "apt" not in mac
+    assert "sudo tlmgr install dejavu lm-math tcolorbox" in mac
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(setup, "is_debian_like", lambda: True)
+    debian = setup.tex_advice(missing)
+    assert "sudo apt-get update && sudo apt-get install -y --no-install-recommends " + setup.APT_PACKAGES in debian
+    monkeypatch.setattr(setup, "is_debian_like", lambda: False)
+    other = setup.tex_advice(missing)
+    assert "tlmgr install dejavu lm-math tcolorbox" in other and "apt-get" not in other
+    assert "pandoc.org" in other
+
+
+def test_missing_tex_as_a_normal_user_prints_the_command_and_installs_nothing(monkeypatch, capsys):
+    monkeypatch.setattr(setup, "missing_tex", lambda: ["xelatex", "DejaVuSans.ttf"])
+    monkeypatch.setattr(setup, "is_root", lambda: False)
+    monkeypatch.setattr(setup, "is_debian_like", lambda: True)
+    monkeypatch.setattr(setup, "apt_install", lambda packages: pytest.fail("apt-get as a normal user"))
+    monkeypatch.setattr(sys, "platform", "linux")
+    with pytest.raises(setup.SetupError, match="sudo apt-get install") as err:
+        setup.step_tex()
+    assert "xelatex, DejaVuSans.ttf" in str(err.value)
+
+
+# --------------------------------------------------------------------------- README
+
+
+def test_readme_commands_match_the_scripts():
+    readme = (REPO / "README.md").read_text()
+    test_command = "./export.sh --setup-only && .venv/bin/python -m pytest"
+    assert test_command in readme and './export.sh --authors "First Member" "Second Member"' in readme
+    assert (REPO / ".ci" / "run").read_text().rstrip().endswith(test_command)
+    apt = re.search(r"sudo apt-get install -y --no-install-recommends ([^`]*?)\n```", readme, re.S).group(1)
+    assert apt.replace("\\\n", " ").split() == ["python3", "python3-venv", *setup.APT_PACKAGES.split(), "poppler-utils"]
+    for text in ("brew install --cask mactex-no-gui", "brew install pandoc", "TORCH_WHEELS",
+                 "--setup-only --dry-run", "3.11, 3.12 or 3.13", "350 MB"):
+        assert text in readme, text
