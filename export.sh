@@ -5,7 +5,7 @@
 
 usage() {
   cat <<'EOF'
-Usage: ./export.sh [--authors "First Member" "Second Member"] [--setup-only] [--dry-run]
+Usage: ./export.sh [--authors "First Member" "Second Member"] [--rerun] [--setup-only] [--dry-run]
 
 Builds submission.pdf: Python environment (.venv from requirements.txt) -> TeX toolchain ->
 course data (fetched, checksum-verified) -> execute the notebook -> notebook PDF -> theory
@@ -13,6 +13,10 @@ PDF and appendix -> title page, contents and merge. submission.pdf is replaced o
 step succeeds.
 
   --authors A B   the two names for the title page (default: the names in authors.txt)
+  --rerun         execute the notebook even if nothing it depends on has changed (by default
+                  the last executed copy is reused when the notebook, the sheet05 modules it
+                  imports, requirements.txt, the Python version and the data manifest are
+                  unchanged)
   --setup-only    steps 1-3 only (the set-up the tests need)
   --dry-run       change nothing: show what step 1 would download and install (pip's plan,
                   made in a throwaway environment; report in build/setup-dry-run.json)

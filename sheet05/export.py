@@ -18,7 +18,10 @@ and the data. Steps (each printed with its duration):
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -38,6 +41,8 @@ THEORY_DIR = REPO_ROOT / "theory"
 AUTHORS_FILE = REPO_ROOT / "authors.txt"
 BUILD = REPO_ROOT / "build"
 OUTPUT = REPO_ROOT / "submission.pdf"
+LATEX_OUTPUT = {".pdf", ".aux", ".log", ".fls", ".fdb_latexmk", ".out", ".toc", ".xdv", ".gz"}
+EXPORT_CODE = Path(__file__).resolve()  # the build's own code is part of every PDF's cache key
 PLACEHOLDER_AUTHORS = ["First Member", "Second Member"]
 
 COURSE = "Machine Learning and Physics (Heidelberg University, winter term 2025/26)"
@@ -192,6 +197,82 @@ def notebook_pdf(nb, workdir: Path) -> Path:
     return run_latexmk(workdir / "notebook.tex", pretex=r"\def\submissionbuild{}")
 
 
+# --------------------------------------------------------------------------- cache
+
+
+def notebook_inputs(notebook: Path = NOTEBOOK, root: Path = REPO_ROOT) -> list[Path]:
+    """The files the executed notebook depends on: the notebook, the sheet05 modules it imports
+    (and the ones those import), requirements.txt and the data manifest."""
+    import nbformat
+
+    package = root / "sheet05"
+    todo = [name for cell in nbformat.read(notebook, as_version=4).cells if cell.cell_type == "code"
+            for name in helper_imports(cell.source, package)]
+    modules = []
+    while todo:
+        name = todo.pop(0)
+        if name not in modules:
+            modules.append(name)
+            todo += helper_imports((package / f"{name}.py").read_text(encoding="utf-8"), package)
+    return [notebook, *(package / f"{m}.py" for m in sorted(modules)),
+            root / "requirements.txt", root / "data" / "lie_detection.sha256"]
+
+
+def content_key(paths: list[Path], *extra: str) -> str:
+    """SHA-256 over the names and contents of `paths` and the strings `extra` (never file dates)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        digest.update(path.read_bytes())
+    for item in extra:
+        digest.update(f"\0{item}".encode())
+    return digest.hexdigest()
+
+
+def notebook_key(notebook: Path = NOTEBOOK, root: Path = REPO_ROOT) -> str:
+    """Cache key of the executed notebook: its inputs, the Python version and what selects the
+    BLAS kernel (the numbers of the shuffled-label control follow the kernel's round-off)."""
+    return content_key(notebook_inputs(notebook, root), sys.version, platform.machine(),
+                       os.environ.get("OPENBLAS_CORETYPE", ""))
+
+
+def executed_notebook(notebook: Path, executed: Path, rerun: bool = False, root: Path = REPO_ROOT):
+    """(executed notebook, whether it ran now). The copy in `executed` is reused when its cache
+    key matches, i.e. when nothing the outputs depend on has changed since it was executed."""
+    import nbformat
+
+    key = notebook_key(notebook, root)
+    if not rerun and executed.is_file():
+        try:
+            nb = nbformat.read(executed, as_version=4)
+        except Exception:  # a damaged cache is not an error: execute again
+            nb = None
+        if nb is not None and nb.metadata.get("sheet05", {}).get("cache_key") == key:
+            return nb, False
+    nb = execute_notebook(notebook, None)
+    nb.metadata["sheet05"] = {"cache_key": key}
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    tmp = executed.with_name(executed.name + ".tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, executed)  # only a complete, successful run becomes the cache
+    return nb, True
+
+
+def cached_build(workdir: Path, key: str, make) -> Path:
+    """make() builds a PDF in `workdir` (which it empties first); reuse it while `key` is unchanged."""
+    stamp = workdir / ".sheet05-key.json"
+    try:
+        recorded = json.loads(stamp.read_text())
+        if recorded["key"] == key and Path(recorded["pdf"]).is_file():
+            return Path(recorded["pdf"])
+    except (OSError, ValueError, KeyError):
+        pass
+    pdf = make()
+    if pdf is not None:
+        stamp.write_text(json.dumps({"key": key, "pdf": str(pdf)}))
+    return pdf
+
+
 # --------------------------------------------------------------------------- theory, appendix
 
 
@@ -206,46 +287,174 @@ def scanned_notes() -> list[Path]:
     return sorted(p for p in THEORY_DIR.glob("*.pdf") if p.name != "theory.pdf")
 
 
-def imported_helper_modules(nb) -> list[str]:
-    """Names of the sheet05 modules that the notebook's code cells import."""
+def helper_imports(code: str, package_dir: Path | None = None) -> list[str]:
+    """Names of the sheet05 modules that `code` imports (absolute or, inside the package,
+    relative imports), in order of appearance."""
+    package_dir = package_dir or REPO_ROOT / "sheet05"
+    names = re.findall(r"(?:from|import)\s+(?:sheet05)?\.(\w+)", code)
+    for group in re.findall(r"from\s+(?:sheet05|\.)\s+import\s+\(?([\w\s,]+)", code):
+        names += [item.split()[0] for item in group.split(",") if item.strip()]
     found = []
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            names = re.findall(r"(?:from|import)\s+sheet05\.(\w+)", cell.source)
-            for group in re.findall(r"from\s+sheet05\s+import\s+([\w\s,]+)", cell.source):
-                names += [item.split()[0] for item in group.split(",") if item.strip()]
-            for name in names:
-                if name not in found and (REPO_ROOT / "sheet05" / f"{name}.py").is_file():
-                    found.append(name)
+    for name in names:
+        if name not in found and (package_dir / f"{name}.py").is_file():
+            found.append(name)
     return found
 
 
+def imported_helper_modules(nb) -> list[str]:
+    """Names of the sheet05 modules that the notebook's code cells import, in order of appearance."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            found += [name for name in helper_imports(cell.source) if name not in found]
+    return found
+
+
+def appendix_chunks(module: str) -> list[tuple[int, str]]:
+    """(first line number, source) of the parts of sheet05/<module>.py that results depend on.
+
+    A module names them in ``__appendix__``: top-level functions and classes, and "__doc__"
+    for its docstring; without it the whole module is printed. Plumbing such as the
+    download and checksum code of data.py is left out: no result depends on how a file arrived.
+    """
+    import ast
+
+    source = (REPO_ROOT / "sheet05" / f"{module}.py").read_text(encoding="utf-8")
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    wanted = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__appendix__" for t in node.targets):
+            wanted = ast.literal_eval(node.value)
+    if wanted is None:
+        return [(1, source.rstrip("\n"))]
+    if not wanted:
+        return []
+    chunks = []
+    if "__doc__" in wanted and ast.get_docstring(tree) is not None:
+        chunks.append((1, "\n".join(lines[:tree.body[0].end_lineno])))
+    wanted = [name for name in wanted if name != "__doc__"]
+    defined = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    missing = [name for name in wanted if name not in defined]
+    if missing:
+        raise BuildError(f"sheet05/{module}.py: __appendix__ names {missing}, which it does not define")
+    for node in sorted((defined[name] for name in wanted), key=lambda n: n.lineno):
+        start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        chunks.append((start, "\n".join(lines[start - 1:node.end_lineno])))
+    return chunks
+
+
 def appendix_pdf(modules: list[str], workdir: Path) -> Path | None:
-    if not modules:
-        return None
+    """The source that results depend on, of every helper module the notebook imports."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     sections = []
     for name in modules:
-        source = REPO_ROOT / "sheet05" / f"{name}.py"
-        shutil.copy(source, workdir / f"{name}.py")
-        sections.append(
-            f"\\section{{sheet05/{name}.py}}\n"
-            f"\\VerbatimInput[breaklines,breakanywhere,numbers=left,numbersep=4pt,"
-            f"fontsize=\\footnotesize]{{{name}.py}}\n"
-        )
+        chunks = appendix_chunks(name)
+        if not chunks:
+            continue
+        parts = []
+        for k, (first, code) in enumerate(chunks):
+            (workdir / f"{name}-{k}.py").write_text(code + "\n", encoding="utf-8")
+            parts.append(f"\\VerbatimInput[firstnumber={first}]{{{name}-{k}.py}}\n")
+        whole = len(chunks) == 1 and chunks[0][0] == 1
+        sections.append(f"\\section{{sheet05/{name}.py{'' if whole else ' (excerpts)'}}}\n"
+                        + "\\vspace{-0.3ex}\\centerline{$\\vdots$}\n".join(parts))
+    if not sections:
+        return None
     (workdir / "appendix.tex").write_text(
         "\\documentclass[10pt,a4paper]{article}\n"
-        "\\usepackage{fontspec}\n" + dejavu_fonts(main=0.95, mono=0.85) +
-        "\\usepackage[a4paper,margin=2cm]{geometry}\n\\usepackage{fvextra}\n"
+        "\\usepackage{fontspec}\n" + dejavu_fonts(main=0.9, mono=1.0) +
+        "\\usepackage[a4paper,hmargin=1.8cm,tmargin=1.7cm,bmargin=2cm]{geometry}\n\\usepackage{fvextra}\n"
         "\\usepackage{hyperref}\\setcounter{secnumdepth}{0}\n"
+        "\\makeatletter\\renewcommand\\section{\\@startsection{section}{1}{\\z@}{-2ex plus -0.5ex}"
+        "{0.8ex}{\\normalfont\\large\\bfseries}}\\makeatother\n"
+        # code and line numbers at 7.2 pt on 8.3 pt lines: small, but it reads on paper
+        "\\newcommand\\codesize{\\fontsize{7.2pt}{8.3pt}\\selectfont}\n"
+        "\\fvset{fontsize=\\codesize,numbers=left,numbersep=5pt,breaklines,breakanywhere}\n"
+        "\\renewcommand\\theFancyVerbLine{\\ttfamily\\codesize\\arabic{FancyVerbLine}}\n"
         "\\begin{document}\n\\ifdefined\\submissionbuild\\pagestyle{empty}\\fi\n"
-        "\\noindent The helper package \\texttt{sheet05} holds the plumbing that the notebook "
-        "imports. Its full source is printed here because results in the notebook depend on it.\n"
+        "\\noindent The code that results in the notebook depend on: the stable log-sum-exp, what "
+        "the loader does to the course data, the exact enumeration of linear regions and the truth "
+        "directions. Line numbers are those of the files in \\texttt{sheet05/}; the rest of the "
+        "package (download, checksums, tables, the PDF build) is plumbing.\n"
         + "".join(sections) + "\\end{document}\n",
         encoding="utf-8",
     )
     return run_latexmk(workdir / "appendix.tex", pretex=r"\def\submissionbuild{}")
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def sub_question_order(key: str) -> tuple[int, str]:
+    """Sort key of a sub-question label: 1(a) < 1(b) < ... < 4(d) < 5."""
+    match = re.fullmatch(r"(\d+)(?:\(([a-z])\))?", key)
+    return (int(match.group(1)), match.group(2) or "") if match else (99, key)
+
+
+def notebook_answers(nb) -> list[tuple[str, str]]:
+    """(sub-question, Markdown) of every answer box of the executed notebook, in the sheet's order."""
+    from sheet05.report import ANSWER_KEY
+
+    found = [(out["metadata"][ANSWER_KEY]["key"], out["metadata"][ANSWER_KEY]["text"])
+             for cell in nb.cells for out in cell.get("outputs", []) if ANSWER_KEY in out.get("metadata", {})]
+    return sorted(found, key=lambda item: sub_question_order(item[0]))
+
+
+def pages_showing(pdf: Path, needles: list[str]) -> dict[str, int]:
+    """1-based page of `pdf` on which each text of `needles` first appears (if it does)."""
+    from pypdf import PdfReader
+
+    texts = [" ".join((page.extract_text() or "").split()) for page in PdfReader(pdf).pages]
+    return {n: next(i for i, t in enumerate(texts, 1) if n in t) for n in needles if any(n in t for t in texts)}
+
+
+def heading_labels(title: str) -> list[str]:
+    """The sub-question labels a heading starts with: "3(d), 3(e) Gradient ..." -> ["3(d)", "3(e)"],
+    "Exercise 5 (Bonus): ..." -> ["5"]."""
+    if match := re.match(r"Exercise (\d+)\b", title):
+        return [match.group(1)]
+    match = re.match(r"((?:\d\([a-z]\)(?:,\s*|\s+and\s+)?)+)", title)
+    return re.findall(r"\d\([a-z]\)", match.group(1)) if match else []
+
+
+def markdown_to_latex(texts: list[str]) -> list[str]:
+    """Pandoc's LaTeX for several Markdown snippets, in one pandoc run."""
+    from nbconvert.filters.pandoc import convert_pandoc
+
+    separator = "SHEETFIVESEPARATOR"
+    latex = convert_pandoc(f"\n\n{separator}\n\n".join(texts), "markdown+tex_math_double_backslash", "latex")
+    parts = [part.strip() for part in latex.split(separator)]
+    if len(parts) != len(texts):
+        raise BuildError("could not convert the answers to LaTeX (pandoc merged them)")
+    return parts
+
+
+def answers_page(answers: list[tuple[str, str]], theory_label: str, theory_entries,
+                 notebook_label: str, notebook_pdf_path: Path) -> str:
+    """The "Answers at a glance" page: one row per sub-question with links to its pages."""
+    if not answers:
+        return ""
+    boxes = pages_showing(notebook_pdf_path, [f"Answer {key}." for key, _ in answers])
+    rows = []
+    for (key, _), latex in zip(answers, markdown_to_latex([text for _, text in answers])):
+        where = [rf"\partpage{{{theory_label}}}{{{page}}}" for _, title, page in theory_entries
+                 if key in heading_labels(title)][:1]
+        if f"Answer {key}." in boxes:
+            where.append(rf"\partpage{{{notebook_label}}}{{{boxes[f'Answer {key}.']}}}")
+        rows.append(rf"{key} & {latex} & {', '.join(where)} \\[2pt]")
+    return (r"""\clearpage
+\phantomsection\addcontentsline{toc}{section}{Answers at a glance}
+\section*{Answers at a glance}
+{\small\noindent The short answer to every sub-question, with the pages where it is derived (theory)
+and worked out (notebook); the page numbers are links. All numbers come from the executed notebook.\par}
+\vspace{0.6em}
+{\small
+\begin{longtable}{@{}>{\bfseries}p{0.9cm}>{\raggedright\arraybackslash}p{\dimexpr\linewidth-2.9cm-4\tabcolsep\relax}>{\raggedleft\arraybackslash}p{1.8cm}@{}}
+ & \textit{answer} & \textit{pages} \\ \midrule
+\endhead
+""" + "\n".join(rows) + "\n\\end{longtable}}\n")
 
 
 # --------------------------------------------------------------------------- assembly
@@ -293,8 +502,9 @@ def _includepdf(part: Part, label: str, filename: str) -> str:
     )
 
 
-def assemble(parts: list[Part], authors: list[str], workdir: Path) -> Path:
-    """One LaTeX document: title page with names and contents, then every part's pages."""
+def assemble(parts: list[Part], authors: list[str], workdir: Path, answers: str = "") -> Path:
+    """One LaTeX document: title page with names and contents, the LaTeX of the answer page
+    (`answers`, see answers_page), then every part's pages."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     names = r" \\[0.4em] ".join(latex_escape(a) for a in authors)
@@ -305,8 +515,13 @@ def assemble(parts: list[Part], authors: list[str], workdir: Path) -> Path:
         rf"""\documentclass[11pt,a4paper]{{article}}
 \usepackage{{fontspec}}
 {dejavu_fonts(main=0.95, sans=1)}\usepackage[a4paper,margin=2.3cm]{{geometry}}
-\usepackage{{pdfpages}}
+\usepackage{{amsmath}}
+\usepackage{{unicode-math}}
+\setmathfont{{latinmodern-math.otf}}
+\usepackage{{pdfpages,longtable,booktabs,array,refcount}}
 \usepackage[hidelinks,bookmarksopen=true,bookmarksopenlevel=1,bookmarksnumbered=false]{{hyperref}}
+% \partpage{{label of a part's first page}}{{page within the part}}: the page number in this PDF, linked
+\newcommand\partpage[2]{{\edef\pp{{\the\numexpr\getpagerefnumber{{#1}}+#2-1\relax}}\hyperlink{{page.\pp}}{{\pp}}}}
 \setcounter{{tocdepth}}{{3}}
 \setcounter{{secnumdepth}}{{-10}}
 \hypersetup{{pdftitle={{{latex_escape(SHEET)}}},pdfauthor={{{latex_escape(', '.join(authors))}}}}}
@@ -322,12 +537,12 @@ def assemble(parts: list[Part], authors: list[str], workdir: Path) -> Path:
 {{\small Built on {time.strftime('%Y-%m-%d')}\par}}
 \end{{center}}
 \vspace{{1em}}
-\noindent\small The theory (exercises 1, 3(a), 3(d), 3(e) and 5) comes first, then the executed
-notebook (exercises 2, 3(a)--(c), 4 and the numerical check of 5), then the source of the
-helper code the notebook uses. Every exercise and sub-question is listed below with its page.
+\noindent\small The answers at a glance come first (next page), then the theory (exercises 1,
+3(a), 3(d), 3(e) and 5), the executed notebook (exercises 2, 3, 4 and the numerical check of 5)
+and the helper code that results depend on. Every sub-question is listed below with its page.
 \renewcommand{{\contentsname}}{{\normalsize Contents}}
 {{\small\tableofcontents}}
-\clearpage
+{answers}\clearpage
 {includes}\end{{document}}
 """,
         encoding="utf-8",
@@ -348,16 +563,20 @@ def replace_atomically(built: Path, target: Path = OUTPUT) -> None:
 def _theory_and_appendix(notebook: Path):
     import nbformat
 
-    theory = Part("Part I: Theory (exercises 1, 3(a), 3(d), 3(e) and 5)", theory_pdf(BUILD / "theory"))
+    sources = sorted(p for p in THEORY_DIR.rglob("*") if p.is_file() and p.suffix not in LATEX_OUTPUT)
+    pdf = cached_build(BUILD / "theory", content_key([*sources, EXPORT_CODE]), lambda: theory_pdf(BUILD / "theory"))
+    theory = Part("Part I: Theory (exercises 1, 3(a), 3(d), 3(e) and 5)", pdf)
     notes = [Part(f"Handwritten notes: {p.name}", p) for p in scanned_notes()]
     modules = imported_helper_modules(nbformat.read(notebook, as_version=4))
-    pdf = appendix_pdf(modules, BUILD / "appendix")
+    code = [REPO_ROOT / "sheet05" / f"{m}.py" for m in modules]
+    pdf = cached_build(BUILD / "appendix", content_key([*code, EXPORT_CODE], *modules),
+                       lambda: appendix_pdf(modules, BUILD / "appendix"))
     appendix = Part("Part III: Appendix, source of the helper package", pdf) if pdf else None
     return theory, notes, appendix
 
 
 def build(authors: list[str], notebook: Path = NOTEBOOK, output: Path = OUTPUT,
-          first_step: int = 4, total: int = 7) -> Path:
+          first_step: int = 4, total: int = 7, rerun: bool = False) -> Path:
     if len(authors) != 2 or not all(a.strip() for a in authors):
         raise BuildError(f"need exactly two non-empty names (a group of two), got {authors!r}")
     n = first_step
@@ -366,17 +585,25 @@ def build(authors: list[str], notebook: Path = NOTEBOOK, output: Path = OUTPUT,
     with ThreadPoolExecutor(max_workers=1) as pool:
         side = pool.submit(_theory_and_appendix, notebook)
         with step(n, total, f"Executing {notebook.name} top to bottom"):
-            nb = execute_notebook(notebook, BUILD / "exercise_sheet.executed.ipynb")
+            executed = BUILD / "exercise_sheet.executed.ipynb"
+            nb, ran = executed_notebook(notebook, executed, rerun)
+            if not ran:
+                print(f"      unchanged since its last run (notebook, sheet05 modules, requirements, "
+                      f"Python, data manifest): reusing {executed.relative_to(REPO_ROOT)}; --rerun "
+                      "executes it anyway", flush=True)
         with step(n + 1, total, "Converting the notebook to PDF (nbconvert + XeLaTeX)"):
+            key = content_key([executed, *TEMPLATES.rglob("*.j2"), *TEMPLATES.rglob("*.json"), EXPORT_CODE])
             notebook_part = Part("Part II: Notebook (exercises 2, 3, 4 and 5, practical)",
-                                 notebook_pdf(nb, BUILD / "notebook"))
+                                 cached_build(BUILD / "notebook", key, lambda: notebook_pdf(nb, BUILD / "notebook")))
         with step(n + 2, total, "Theory (latexmk, XeLaTeX) and appendix, compiled alongside step 4"):
             theory, notes, appendix = side.result()
     parts = [theory, *notes, notebook_part] + ([appendix] if appendix else [])
-    with step(n + 3, total, "Assembling the title page, contents and all parts"):
+    with step(n + 3, total, "Assembling the title page, answers, contents and all parts"):
         for part in parts:
             part.entries = outline_entries(part.pdf)
-        pdf = assemble(parts, authors, BUILD / "submission")
+        answers = answers_page(notebook_answers(nb), "part0", theory.entries,
+                               f"part{parts.index(notebook_part)}", notebook_part.pdf)
+        pdf = assemble(parts, authors, BUILD / "submission", answers)
         replace_atomically(pdf, output)
     return output
 
@@ -387,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the two group members (default: the names in {AUTHORS_FILE.name})")
     parser.add_argument("--first-step", type=int, default=4)
     parser.add_argument("--total-steps", type=int, default=7)
+    parser.add_argument("--rerun", action="store_true",
+                        help="execute the notebook even if nothing it depends on has changed")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
@@ -394,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         if authors == PLACEHOLDER_AUTHORS:
             print(f"warning: {AUTHORS_FILE.name} still holds the placeholder names; set the two "
                   "names there or pass --authors", file=sys.stderr)
-        out = build(authors, first_step=args.first_step, total=args.total_steps)
+        out = build(authors, first_step=args.first_step, total=args.total_steps, rerun=args.rerun)
     except BuildError as err:
         print(f"\nexport failed: {err}\n{OUTPUT.name} was left as it was.", file=sys.stderr)
         return 1

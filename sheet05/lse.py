@@ -21,6 +21,8 @@ from scipy.special import logsumexp as _logsumexp
 from scipy.special import softmax as _softmax
 
 __all__ = ["lse", "lse_naive", "softmax", "softmax_naive", "onehot_argmax"]
+# What the appendix of the PDF prints (the textbook versions are only shown failing).
+__appendix__ = ["_prepare", "lse", "softmax", "onehot_argmax"]
 
 
 def _prepare(z, lam):

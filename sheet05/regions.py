@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# What the appendix of the PDF prints: the exact enumeration and the counts built on it.
+__appendix__ = ["__doc__", "_clip", "_split", "Region", "enumerate_regions", "neuron_line_vertices",
+                "vertex_extent", "box_containing_all_vertices"]
+
 
 # ----------------------------------------------------------------------------
 # network helpers
@@ -59,9 +63,12 @@ def forward(layers, X):
     return (a @ W.T + b)[:, 0]
 
 
-def activation_patterns(layers, X):
+def activation_patterns(layers, X, chunk=25_000):
     """Bool array (N, total hidden neurons): pre-activation > 0, layer by layer."""
     a = _as_points(X)
+    if len(a) > chunk:  # blocks of rows: no (N, neurons) float temporaries for a large grid
+        return np.concatenate([activation_patterns(layers, a[i:i + chunk], chunk)
+                               for i in range(0, len(a), chunk)])
     bits = []
     for W, b in layers[:-1]:
         z = a @ W.T + b

@@ -20,6 +20,7 @@ import textwrap
 from IPython.display import display
 
 ANSWER_KEY = "sheet05_answer"  # output metadata that marks an answer for the PDF build
+__appendix__ = []  # formatting only: no result depends on it (see export.appendix_chunks)
 
 # Brackets are braced because "\\" followed by "[" (a new line or row starting with a
 # bracket) would be read as an optional argument, and so would "]" inside \includepdf[...].
@@ -40,7 +41,7 @@ def table_markdown(header, rows) -> str:
 
 def _header_cell(text: str, width: int = 14) -> str:
     """A header cell broken over lines of about `width` characters (keeps wide tables narrow)."""
-    lines = textwrap.wrap(str(text), width) or [""]
+    lines = textwrap.wrap(str(text), width, break_long_words=False) or [""]
     if len(lines) == 1:
         return latex_escape(lines[0])
     return r"\begin{tabular}[b]{@{}l@{}}" + r" \\ ".join(map(latex_escape, lines)) + r"\end{tabular}"

@@ -62,6 +62,7 @@ TEX_FILES = (
     ("fvextra.sty", "fvextra"), ("titling.sty", "titling"), ("enumitem.sty", "enumitem"),
     ("soul.sty", "soul"), ("ulem.sty", "ulem"), ("eurosym.sty", "eurosym"),
     ("upquote.sty", "upquote"), ("mathrsfs.sty", "jknapltx"), ("parskip.sty", "parskip"),
+    ("refcount.sty", "refcount"), ("booktabs.sty", "booktabs"), ("longtable.sty", "tools"),
     # fonts, by the file names that theory.tex, the notebook template and export.py load
     # (fontspec opens every face it is given, used or not)
     ("DejaVuSerif.ttf", "dejavu"), ("DejaVuSerif-Bold.ttf", "dejavu"),
@@ -122,7 +123,7 @@ class Step(object):
 
 
 def parse_args(argv):
-    opts = {"authors": None, "setup_only": False, "dry_run": False}
+    opts = {"authors": None, "setup_only": False, "dry_run": False, "rerun": False}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -136,6 +137,9 @@ def parse_args(argv):
             i += 1
         elif arg == "--dry-run":
             opts["dry_run"] = True
+            i += 1
+        elif arg == "--rerun":
+            opts["rerun"] = True
             i += 1
         else:
             raise UsageError("unknown argument '%s' %s" % (arg, USAGE_HINT))
@@ -725,6 +729,8 @@ def run(opts):
     cmd = [python, "-m", "sheet05.export", "--first-step", "4", "--total-steps", str(TOTAL)]
     if opts["authors"]:
         cmd += ["--authors"] + opts["authors"]
+    if opts["rerun"]:
+        cmd.append("--rerun")
     rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
     if rc == 0:
         say("total %.1f s" % (time.perf_counter() - started))

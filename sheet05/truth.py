@@ -18,6 +18,10 @@ of the pooled data. All in float64; nothing here draws random numbers.
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+# What the appendix of the PDF prints (input checks left out).
+__appendix__ = ["fit_truth_directions", "_pooled_mean", "_DirectionProbe", "MassMeanProbe",
+                "TGProbe", "TTPDProbe"]
+
 def _check_xy(X, y, what="the data"):
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):

@@ -92,6 +92,26 @@ def test_failing_cell_fails_the_export_and_keeps_the_old_pdf(exported, tmp_path)
     assert hashlib.sha256(pdf.read_bytes()).hexdigest() == before
 
 
+@pytest.mark.slow
+def test_theory_only_change_reuses_the_executed_notebook(exported, tmp_path):
+    """The fast edit loop: with the build folder of a finished export, a theory edit rebuilds the
+    PDF without executing the notebook, and the PDF shows the edit."""
+    exported_repo, result = exported
+    assert result.returncode == 0
+    repo = copy_of_repo(tmp_path / "repo")
+    (repo / "data" / "lie_detection").symlink_to((exported_repo / "data" / "lie_detection").resolve())
+    shutil.copytree(exported_repo / "build", repo / "build", symlinks=True)
+    tex = repo / "theory" / "theory.tex"
+    tex.write_text(tex.read_text(encoding="utf-8").replace(
+        "\\end{document}", "Edited after the first build.\n\\end{document}"), encoding="utf-8")
+    again = run_export(repo, "--authors", "Ada Lovelace", "Alan Turing")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "reusing build/exercise_sheet.executed.ipynb" in again.stdout
+    assert "Edited after the first build." in pdftotext(repo / "submission.pdf")
+    rerun = run_export(repo, "--authors", "Ada Lovelace", "Alan Turing", "--rerun")
+    assert rerun.returncode == 0 and "reusing" not in rerun.stdout
+
+
 def test_authors_option_needs_two_names(tmp_path):
     result = subprocess.run(["./export.sh", "--authors", "Only One"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2 and "two names" in result.stderr

@@ -171,12 +171,13 @@ def test_5_shallow_nets_reach_the_maximum_and_grid_is_a_lower_bound(nb):
     assert "maximum for one hidden layer with n = 20 neurons: 1 + n + C(n, 2) = 211" in text
     assert "shallow nets with exactly 211 regions in [-R,R]^2: 5 of 5" in text
     per_seed = [t for t in tables(nb) if "grid lower bound" in t[0] and "seed" in t[0]][0]
+    assert len(per_seed) == 12  # 5 seeds and the mean of each net
     for row in per_seed:
-        if row["seed"] == "":
-            continue  # the mean ± std rows
+        if row["seed"] == "mean ± std":
+            continue
         assert int(row["grid lower bound"]) <= int(row["regions in [-10,10]²"])
         assert int(row["affine pieces in [-10,10]²"]) <= int(row["regions in [-10,10]²"])
-        if row["architecture"].startswith("shallow"):
+        if row["net"] == "shallow":
             assert int(row["regions in [-R,R]²"]) == 211
 
 

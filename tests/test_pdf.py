@@ -27,16 +27,31 @@ def pdf(exported):
 
 
 def visible_chars(page):
-    return [c for c in page.chars if c["text"].strip()]
+    """The page's characters, with "size" the font size as printed: pdfminer reports the height
+    of a character's box, which for text turned by 90 degrees (y-axis labels) is its width."""
+    return [dict(c, size=c["size"] if c["upright"] else c["width"]) for c in page.chars if c["text"].strip()]
 
 
-def is_script(char, chars):
-    """A sub- or superscript: a smaller character right after a larger one on the same line."""
-    for other in chars:
-        if other["size"] >= char["size"] / 0.8 and abs(other["x1"] - char["x0"]) < 0.6 * other["size"] \
-                and other["top"] - other["size"] < char["top"] < other["bottom"] + 0.5 * other["size"]:
-            return True
-    return False
+def _follows(a, b):
+    """Character b comes right after character a in the writing direction of a."""
+    if a["upright"]:
+        return abs(b["x0"] - a["x1"]) < 0.6 * a["size"] and b["bottom"] > a["top"] - a["size"] \
+            and b["top"] < a["bottom"] + a["size"]
+    return abs(a["top"] - b["bottom"]) < 0.6 * a["size"] and b["x1"] > a["x0"] - a["size"] \
+        and b["x0"] < a["x1"] + a["size"]
+
+
+def scripts(chars):
+    """Indices of sub- and superscripts: a run of smaller characters right after a larger one."""
+    small = [i for i, c in enumerate(chars) if c["size"] < MIN_PT]
+    found = {i for i in small if any(o["size"] >= chars[i]["size"] / 0.8 and _follows(o, chars[i]) for o in chars)}
+    grew = True
+    while grew:  # "aff" in w_aff: the "ff" follow the "a", which follows the w
+        new = {i for i in small if i not in found and any(
+            abs(chars[j]["size"] - chars[i]["size"]) < 0.1 and _follows(chars[j], chars[i]) for j in found)}
+        found |= new
+        grew = bool(new)
+    return found
 
 
 def small_text(pdf):
@@ -46,8 +61,9 @@ def small_text(pdf):
         chars = visible_chars(page)
         total += len(chars)
         tiny += sum(c["size"] < TINY_PT for c in chars)
-        small = [c for c in chars if c["size"] < MIN_PT]
-        offenders += [(number, c["text"], round(c["size"], 2)) for c in small if not is_script(c, chars)]
+        script = scripts(chars)
+        offenders += [(number, c["text"], round(c["size"], 2)) for i, c in enumerate(chars)
+                      if c["size"] < MIN_PT and i not in script]
     return total, tiny, offenders
 
 
@@ -133,3 +149,44 @@ def test_every_cross_reference_names_a_section_that_exists():
     assert not dangling, f"references to sections that do not exist: {dangling}"
     tex = (REPO / "theory" / "theory.tex").read_text(encoding="utf-8")
     assert "Beyond the sheet" not in tex
+
+
+SUB_QUESTIONS = ["1(a)", "1(b)", "1(c)", "2(a)", "2(b)", "2(c)", "3(a)", "3(b)", "3(c)", "3(d)", "3(e)",
+                 "4(a)", "4(b)", "4(c)", "4(d)", "5"]
+
+
+def answer_links(pdf):
+    """{sub-question: [target page (1-based), ...]} of the links on the "Answers at a glance" page."""
+    from pypdf import PdfReader
+
+    index = next(i for i, page in enumerate(pdf.pages) if "Answers at a glance" in (page.extract_text() or "")
+                 and i > 0)
+    page = pdf.pages[index]
+    labels = [w for w in page.extract_words() if re.fullmatch(r"\d\([a-z]\)|\d", w["text"]) and w["x0"] < 90]
+    destinations = PdfReader(pdf.stream).named_destinations
+    links = {}
+    for annot in page.annots:
+        target = annot["data"].get("A", {}).get("D")
+        if target is None:
+            continue
+        name = target.decode() if isinstance(target, bytes) else str(target)
+        row = min(labels, key=lambda w: abs(w["top"] - annot["top"]))
+        assert abs(row["top"] - annot["top"]) < 4, f"a link at y={annot['top']:.0f} is in no answer's row"
+        links.setdefault(row["text"], []).append(PdfReader(pdf.stream).get_destination_page_number(
+            destinations[name]) + 1)
+    return links
+
+
+@pytest.mark.slow
+def test_answer_page_links_every_sub_question_to_where_it_is_worked_out(pdf):
+    links = answer_links(pdf)
+    assert sorted(links) == sorted(SUB_QUESTIONS)
+    for key, pages in links.items():
+        # (without spaces: pdfplumber does not always see the narrow spaces between words)
+        texts = ["".join((pdf.pages[p - 1].extract_text() or "").split()) for p in pages]
+        # the notebook page shows the answer box ...
+        assert any(f"Answer{key}." in t for t in texts), (key, pages)
+        # ... and for the theory questions, a theory page shows the sub-question's heading
+        if key in ("1(a)", "1(b)", "1(c)", "3(a)", "3(d)", "3(e)", "5"):
+            heading = f"Exercise{key}" if key.isdigit() else key
+            assert len(pages) == 2 and heading in texts[0] and f"Answer{key}." not in texts[0], (key, pages)

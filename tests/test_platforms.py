@@ -149,7 +149,7 @@ def test_download_zip_copy_without_git(tmp_path, course_data):
 
 
 def test_scripts_have_lf_line_endings():
-    for script in ["export.sh", ".ci/run", "benchmarks/export_time.sh"]:
+    for script in ["export.sh", ".ci/run", "benchmarks/bench.py"]:
         assert b"\r" not in (REPO / script).read_bytes(), script
     rules = (REPO / ".gitattributes").read_text()
     assert "* text=auto eol=lf" in rules and "*.sh text eol=lf" in rules

@@ -1,0 +1,137 @@
+"""Benchmarks of the edit-export loop, in one command (not a test: timings depend on the machine).
+
+    .venv/bin/python benchmarks/bench.py [--runs 3]
+
+Reports, as the median (and range) over --runs repetitions:
+
+1. the notebook alone, as `jupyter nbconvert --to notebook --execute` runs it: wall time and
+   peak memory (the largest process: the kernel), from the operating system's accounting;
+2. the time of each notebook section (from the execution timestamps nbclient records per cell);
+3. ./export.sh after a theory-only change (the notebook is reused from the cache);
+4. ./export.sh after a notebook change (`--rerun`: the notebook is executed again).
+
+Exports run in a temporary copy of the repository, sharing .venv and the data, so the working
+tree and its submission.pdf are not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = REPO / "exercise_sheet.ipynb"
+COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "submission.pdf", "lie_detection", "__pycache__",
+                                     ".pytest_cache", ".ipynb_checkpoints")
+
+
+def megabytes(maxrss: int) -> float:
+    """ru_maxrss in MB: it is in bytes on macOS and in KiB on Linux."""
+    return maxrss * (1 if sys.platform == "darwin" else 1024) / 1e6
+
+
+def run_notebook(out: Path) -> tuple[float, float]:
+    """(wall seconds, peak MB) of one `jupyter nbconvert --execute` of the notebook, with the
+    environment export.sh gives it (one BLAS thread, PDF figures)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", SHEET05_EXPORT="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    cmd = [str(REPO / ".venv" / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute",
+           "--ExecutePreprocessor.timeout=600", "--output", str(out), str(NOTEBOOK)]
+    # ru_maxrss of children is a running maximum: run each measurement in a fresh process
+    code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+            "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    result = subprocess.run([sys.executable, "-c", code, *cmd], cwd=REPO, env=env, capture_output=True,
+                            text=True, check=True)
+    wall, rss = result.stdout.split()
+    return float(wall), megabytes(int(rss))
+
+
+def section_times(executed: Path) -> dict[str, float]:
+    """Seconds spent in each top-level section (# and ## headings) of an executed notebook."""
+    nb = nbformat.read(executed, as_version=4)
+    times, section = {}, "set-up (before the first section)"
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if re.match(r"#{1,2} ", line):
+                    section = line.lstrip("#").strip()[:60]
+        elif cell.cell_type == "code":
+            ex = cell.metadata.get("execution", {})
+            if "iopub.execute_input" in ex and "shell.execute_reply" in ex:
+                start, end = (datetime.fromisoformat(ex[k].replace("Z", "+00:00"))
+                              for k in ("iopub.execute_input", "shell.execute_reply"))
+                times[section] = times.get(section, 0.0) + (end - start).total_seconds()
+    return times
+
+
+def repo_copy(root: Path) -> Path:
+    """A copy of the working tree that shares .venv and the course data."""
+    copy = root / "repo"
+    shutil.copytree(REPO, copy, ignore=COPY_IGNORE)
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    (copy / "data" / "lie_detection").symlink_to(REPO / "data" / "lie_detection")
+    return copy
+
+
+def timed_export(repo: Path, *args: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = subprocess.run(["./export.sh", *args], cwd=repo, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"export failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return time.perf_counter() - start, result.stdout
+
+
+def summary(values: list[float], unit: str, digits: int = 1) -> str:
+    return (f"median {statistics.median(values):.{digits}f} {unit} "
+            f"(min {min(values):.{digits}f}, max {max(values):.{digits}f}, {len(values)} runs)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sheet05-bench-") as tmp:
+        tmp = Path(tmp)
+        walls, peaks, sections = [], [], []
+        for i in range(args.runs):
+            wall, peak = run_notebook(tmp / f"executed-{i}.ipynb")
+            walls.append(wall)
+            peaks.append(peak)
+            sections.append(section_times(tmp / f"executed-{i}.ipynb"))
+            print(f"notebook run {i + 1}: {wall:.1f} s, peak {peak:.0f} MB", flush=True)
+        print(f"\n1. notebook (jupyter nbconvert --execute): wall {summary(walls, 's')}; "
+              f"peak memory {summary(peaks, 'MB', 0)}")
+        print("\n2. time per section (median over the runs):")
+        for name in sections[0]:
+            print(f"   {statistics.median(s.get(name, 0.0) for s in sections):6.2f} s  {name}")
+
+        repo = repo_copy(tmp)
+        timed_export(repo)  # warm: builds every cache once
+        theory, full = [], []
+        tex = repo / "theory" / "theory.tex"
+        for i in range(args.runs):
+            tex.write_text(tex.read_text(encoding="utf-8") + f"\n% benchmark edit {i}\n", encoding="utf-8")
+            seconds, out = timed_export(repo)
+            if "reusing" not in out:
+                raise SystemExit("the theory-only export executed the notebook again")
+            theory.append(seconds)
+            full.append(timed_export(repo, "--rerun")[0])
+        print(f"\n3. ./export.sh after a theory-only change: {summary(theory, 's')}")
+        print(f"4. ./export.sh after a notebook change (--rerun): {summary(full, 's')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
