@@ -79,6 +79,11 @@ class _DirectionProbe(_Probe):
     def decision_function(self, X):
         return np.asarray(X, dtype=np.float64) @ self.direction_ - self.threshold_
 
+    def boundary_from(self, origin):
+        """Where the decision boundary crosses the line origin + s * direction_/|direction_|: s."""
+        return (self.threshold_ - np.asarray(origin, dtype=np.float64) @ self.direction_) \
+            / np.linalg.norm(self.direction_)
+
 
 class MassMeanProbe(_DirectionProbe):
     """direction_ = mean(true) - mean(false) of the pooled training data. As in the code of
@@ -132,3 +137,25 @@ class TTPDProbe(_Probe):
 
     def decision_function(self, X):
         return self.lr_.decision_function(self.features(X))
+
+
+def model_check(t_G, t_P, X, y, polarity, origin):
+    """How far the two-direction model describes one dataset (activations X, labels y, polarity
+    +1 or -1). With Delta = mean(true) - mean(false), the model predicts Delta = 2 (t_G + p t_P).
+
+    Returns auroc_tP (AUROC of x . t_P), share (fraction of |Delta|^2 in span(t_G, t_P)),
+    half_gap (Delta . u/2 with u = t_G/|t_G|), half_gap_model (the model's value of it,
+    |t_G| + p t_P . u) and centre ((mean of the two class means - origin) . u).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    X, y = _check_xy(X, y)
+    u = t_G / np.linalg.norm(t_G)
+    mu_true, mu_false = X[y == 1].mean(axis=0), X[y == 0].mean(axis=0)
+    delta = mu_true - mu_false
+    basis = np.linalg.qr(np.column_stack([t_G, t_P]))[0]
+    return {"auroc_tP": roc_auc_score(y, X @ t_P),
+            "share": np.sum((basis.T @ delta) ** 2) / np.sum(delta ** 2),
+            "half_gap": delta @ u / 2,
+            "half_gap_model": np.linalg.norm(t_G) + polarity * t_P @ u,
+            "centre": ((mu_true + mu_false) / 2 - origin) @ u}

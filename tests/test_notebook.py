@@ -119,6 +119,14 @@ def test_every_sub_question_has_one_answer(nb):
     assert sorted(keys) == sorted(SUB_QUESTIONS)
 
 
+def test_figures_are_vector_graphics_rendered_once(nb):
+    """The export renders every figure once, as PDF (vector); no raster copy is made."""
+    kinds = [set(out.get("data", {})) for cell in nb.cells for out in cell.get("outputs", [])
+             if {"application/pdf", "image/png"} & set(out.get("data", {}))]
+    assert len(kinds) >= 10
+    assert all("application/pdf" in k and "image/png" not in k for k in kinds)
+
+
 def test_2a_separable_and_generalising(nb):
     t = by_first_column(table_with(nb, "test acc.")[0])
     assert set(t) == {"cities", "neg_cities", "sp_en_trans", "neg_sp_en_trans"}

@@ -190,3 +190,20 @@ def test_answer_page_links_every_sub_question_to_where_it_is_worked_out(pdf):
         if key in ("1(a)", "1(b)", "1(c)", "3(a)", "3(d)", "3(e)", "5"):
             heading = f"Exercise{key}" if key.isdigit() else key
             assert len(pages) == 2 and heading in texts[0] and f"Answer{key}." not in texts[0], (key, pages)
+
+
+def heading_position(pdf, text):
+    """(page index, top as a fraction of the page height) of the first line starting with `text`,
+    after the title page (whose contents list every heading)."""
+    for index, page in enumerate(pdf.pages[1:], 1):
+        for line in (page.extract_text_lines() or []):
+            if line["text"].startswith(text):
+                return index, line["top"] / page.height
+    raise AssertionError(f"no line starts with {text!r}")
+
+
+@pytest.mark.slow
+def test_the_section_beyond_2c_takes_at_most_two_pages(pdf):
+    start_page, start = heading_position(pdf, "Beyond 2(c): the general truth direction")
+    end_page, end = heading_position(pdf, "3 Log-sum-exp and soft(arg)max")
+    assert (end_page + end) - (start_page + start) <= 2.0

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sheet05.truth import MassMeanProbe, TGProbe, TTPDProbe, fit_truth_directions
+from sheet05.truth import MassMeanProbe, TGProbe, TTPDProbe, fit_truth_directions, model_check
 
 D = 64
 
@@ -212,3 +212,33 @@ def test_bad_input_raises_clear_value_errors():
         MassMeanProbe().fit(X[0], y[0][:-1])
     with pytest.raises(ValueError, match="only one class"):
         TTPDProbe().fit([X[0], X[1][y[1] == 0]], [y[0], y[1][y[1] == 0]], pol)
+
+
+def test_model_check_on_data_of_the_model_and_on_data_it_misses():
+    t_G, t_P = directions()
+    X_list, y_list, pol = topic(t_G, t_P, topic_seed=1, seed=2, n=2000, noise=0.05)
+    origin = np.zeros(D)
+    for X, y, p in zip(X_list, y_list, pol):
+        c = model_check(t_G, t_P, X, y, p, origin)
+        assert c["share"] > 0.99                                   # the class difference lies in the plane
+        assert c["half_gap"] == pytest.approx(c["half_gap_model"], rel=0.02)
+        assert (c["auroc_tP"] > 0.99) if p == 1 else (c["auroc_tP"] < 0.01)
+    # a dataset whose truth signal lies mostly outside the plane: a third direction carries it
+    rng = np.random.default_rng(3)
+    extra = rng.standard_normal(D)
+    extra -= np.linalg.qr(np.column_stack([t_G, t_P]))[0] @ (np.linalg.qr(np.column_stack([t_G, t_P]))[0].T @ extra)
+    extra *= 2 / np.linalg.norm(extra)
+    X, y = X_list[0], y_list[0]
+    X = X + np.outer(2.0 * y - 1.0, extra)
+    c = model_check(t_G, t_P, X, y, +1, origin)
+    assert c["share"] < 0.5 and c["half_gap"] == pytest.approx(c["half_gap_model"], rel=0.05)
+
+
+def test_boundary_along_the_direction():
+    t_G, t_P = directions()
+    X_list, y_list, pol = topic(t_G, t_P, topic_seed=1, seed=2)
+    probe = TGProbe().fit(X_list, y_list, pol)
+    origin = np.vstack(X_list).mean(axis=0)
+    s = probe.boundary_from(origin)
+    on_boundary = origin + s * probe.direction_ / np.linalg.norm(probe.direction_)
+    assert abs(probe.decision_function(on_boundary[None])[0]) < 1e-9
