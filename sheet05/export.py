@@ -571,7 +571,7 @@ def _theory_and_appendix(notebook: Path):
     code = [REPO_ROOT / "sheet05" / f"{m}.py" for m in modules]
     pdf = cached_build(BUILD / "appendix", content_key([*code, EXPORT_CODE], *modules),
                        lambda: appendix_pdf(modules, BUILD / "appendix"))
-    appendix = Part("Part III: Appendix, source of the helper package", pdf) if pdf else None
+    appendix = Part("Part III: Appendix, the helper code that results depend on", pdf) if pdf else None
     return theory, notes, appendix
 
 
@@ -593,7 +593,7 @@ def build(authors: list[str], notebook: Path = NOTEBOOK, output: Path = OUTPUT,
                       "executes it anyway", flush=True)
         with step(n + 1, total, "Converting the notebook to PDF (nbconvert + XeLaTeX)"):
             key = content_key([executed, *TEMPLATES.rglob("*.j2"), *TEMPLATES.rglob("*.json"), EXPORT_CODE])
-            notebook_part = Part("Part II: Notebook (exercises 2, 3, 4 and 5, practical)",
+            notebook_part = Part("Part II: Notebook (exercises 2-4; numerical checks of 1, 3 and 5)",
                                  cached_build(BUILD / "notebook", key, lambda: notebook_pdf(nb, BUILD / "notebook")))
         with step(n + 2, total, "Theory (latexmk, XeLaTeX) and appendix, compiled alongside step 4"):
             theory, notes, appendix = side.result()

@@ -62,6 +62,9 @@ def test_export_builds_the_submission(exported):
                     "1 The logistic sigmoid", "2 Logistic regression", "3 Log-sum-exp", "4 Linear regions",
                     "5 Number of linear regions"]:
         assert heading in text, heading
+    # figure text: the regularisation in the titles of the score histograms
+    for title in ["cities, C=∞", "neg_sp_en_trans, C=1"]:
+        assert title in text, title
     for label in ["1(a)", "1(b)", "1(c)", "2(a)", "2(b)", "2(c)", "3(a)", "3(b)", "3(c)", "3(d)",
                   "3(e)", "4(a)", "4(b)", "4(c)", "4(d)"]:
         assert label in first, f"{label} missing from the contents on page 1"
