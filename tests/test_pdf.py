@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from conftest import REPO
+from test_notebook import SUB_QUESTIONS
 
 pdfplumber = pytest.importorskip("pdfplumber")
 
@@ -151,8 +152,6 @@ def test_every_cross_reference_names_a_section_that_exists():
     assert "Beyond the sheet" not in tex
 
 
-SUB_QUESTIONS = ["1(a)", "1(b)", "1(c)", "2(a)", "2(b)", "2(c)", "3(a)", "3(b)", "3(c)", "3(d)", "3(e)",
-                 "4(a)", "4(b)", "4(c)", "4(d)", "5"]
 
 
 def answer_links(pdf):
