@@ -7,7 +7,8 @@ usage() {
   cat <<'EOF'
 Usage: ./export.sh [--authors "First Member" "Second Member"] [--rerun] [--setup-only] [--dry-run]
 
-Builds submission.pdf: Python environment (.venv from requirements.txt) -> TeX toolchain ->
+Builds submission.pdf: Python environment (.venv from requirements.txt, with uv if it is on
+the PATH, else with pip) -> TeX toolchain ->
 course data (fetched, checksum-verified) -> execute the notebook -> notebook PDF -> theory
 PDF and appendix -> title page, contents and merge. submission.pdf is replaced only if every
 step succeeds.
@@ -23,10 +24,12 @@ step succeeds.
   -h, --help      this text
 
 Environment:
-  PYTHON=python3.12           the interpreter for .venv (default: the first of python3.13,
-                              python3.12, python3.11, python3 that is 3.11-3.13)
-  TORCH_WHEELS=DIR|FILE|URL   where pip finds the Linux CPU build of torch (default
-                              https://download.pytorch.org/whl/cpu/torch/)
+  PYTHON=python3.12           the interpreter for .venv (default: the first of python3.14,
+                              python3.13, python3.12, python3.11, python3 that is 3.11-3.14)
+  INSTALLER=uv|pip            which installs .venv (default: uv if it is on the PATH, else pip)
+  TORCH_WHEELS=DIR|FILE|URL   another place for the Linux CPU build of torch (requirements.txt
+                              takes it from https://download.pytorch.org/whl/cpu/torch/; the
+                              file must match its SHA-256 in requirements.txt)
   LIE_DETECTION_MIRROR=DIR    a local copy of the course data (see README.md)
 EOF
 }
@@ -41,14 +44,15 @@ cd "$(dirname "$0")" || exit 1
 
 case $(uname -s 2>/dev/null) in
   MINGW*|MSYS*|CYGWIN*)
-    echo "error: Windows is supported through WSL2 only: in PowerShell \`wsl --install\` (Ubuntu)," \
-         "then clone the repository inside WSL (cd ~) and run ./export.sh there." >&2
+    echo "error: on Windows the PDF is built through WSL2: in PowerShell \`wsl --install\` (Ubuntu)," \
+         "then clone the repository inside WSL (cd ~) and run ./export.sh there. The notebook alone" \
+         "runs natively: py -m venv .venv, then .venv\\Scripts\\pip install -r requirements.txt." >&2
     exit 1 ;;
 esac
 
 # The interpreter: $PYTHON if set, else the first supported one of these (by its full path,
 # which also spares pyenv's shims a second start).
-supported='import sys; ok = (3, 11) <= sys.version_info[:2] <= (3, 13); ok and sys.stdout.write(sys.executable); sys.exit(0 if ok else 1)'
+supported='import sys; ok = (3, 11) <= sys.version_info[:2] <= (3, 14); ok and sys.stdout.write(sys.executable); sys.exit(0 if ok else 1)'
 runnable='import sys; sys.exit(0 if sys.version_info[:2] >= (3, 6) else 1)'
 py=
 if [ -n "${PYTHON:-}" ]; then
@@ -58,7 +62,7 @@ if [ -n "${PYTHON:-}" ]; then
   fi
   candidate=$PYTHON
 else
-  for c in python3.13 python3.12 python3.11 python3; do
+  for c in python3.14 python3.13 python3.12 python3.11 python3; do
     if command -v "$c" >/dev/null 2>&1 && exe=$("$c" -c "$supported" 2>/dev/null); then
       py=${exe:-$c}
       break
@@ -71,7 +75,7 @@ else
       if command -v "$c" >/dev/null 2>&1; then candidate=$c; break; fi
     done
     if [ -z "$candidate" ]; then
-      echo "error: no Python found. Install Python 3.11, 3.12 or 3.13 (Debian/Ubuntu/WSL:" \
+      echo "error: no Python found. Install Python 3.11, 3.12, 3.13 or 3.14 (Debian/Ubuntu/WSL:" \
            "sudo apt-get install python3 python3-venv; macOS: brew install python@3.12)" >&2
       exit 1
     fi
@@ -85,9 +89,10 @@ if [ -z "$py" ]; then
       echo "error: $candidate does not run (see above); name a working one: PYTHON=python3.11 ./export.sh" >&2
       exit 1
     fi
-    echo "error: Python $version is not supported: numpy 2.4.6 and torch 2.13.0 need" \
-         "Python 3.11, 3.12 or 3.13. Install one, then run ./export.sh again, or name it:" \
-         "PYTHON=python3.11 ./export.sh" >&2
+    echo "error: Python $version is not supported: numpy 2.4.6 and scipy 1.17.1, pinned in" \
+         "requirements.txt, have no wheel for Python $version (they need 3.11 or newer)." \
+         "Supported: Python 3.11, 3.12, 3.13 or 3.14. Install one, then run ./export.sh again," \
+         "or name it: PYTHON=python3.11 ./export.sh" >&2
     exit 1
   fi
   py=$candidate

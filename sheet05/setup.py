@@ -5,13 +5,18 @@ the repository root. This module then
 
 0. refuses, before touching anything, a Python or a platform that the pinned wheels do not
    support, and says what is supported;
-1. keeps ``.venv`` in step with ``requirements.txt`` and the interpreter: installs again when
-   requirements.txt changed, and recreates it (``venv --clear``) when its interpreter no
-   longer runs (a Homebrew or pyenv upgrade), is an unsupported version, or differs from
-   the one that ``PYTHON`` names. On Linux, torch is the CPU build, taken from one wheel page
-   (``TORCH_WHEELS``, default PyTorch's CPU page), which is fetched here once and handed to
-   pip as a local file: pip would fetch a remote find-links page again for every package,
-   and on a machine that cannot reach it would spend about 8 s of retries on each;
+1. keeps ``.venv`` in step with ``requirements.txt`` (the lock: every package pinned, every
+   file checked against its SHA-256) and the interpreter: installs with uv when uv is on the
+   PATH (or in .venv, where the lock puts it), else with pip; adopts an existing .venv (made
+   by uv, venv or virtualenv) and installs pip into it only when pip is the installer and it
+   has none; installs again when requirements.txt changed, and recreates .venv when its
+   interpreter no longer runs (a Homebrew or pyenv upgrade), is an unsupported version, or
+   differs from the one that ``PYTHON`` names. uv gets the indexes and find-links that pip
+   is configured with (``pip config list``: a university mirror). On Linux, torch is the CPU
+   build, from the page that requirements.txt names (torch-cpu-wheels.html, links to
+   PyTorch's CPU page); ``TORCH_WHEELS`` adds a folder, file or page (an http(s) page is
+   fetched here once and handed over as a local file: pip would fetch a remote find-links
+   page again for every package);
 2. checks the TeX toolchain with kpsewhich (font files by name, as XeTeX loads them: no
    fontconfig, no poppler) and says how to install what is missing on this platform; as
    root on Debian/Ubuntu it installs it with apt-get;
@@ -41,8 +46,11 @@ PIP_LOG = os.path.join(VENV, "pip.log")
 DRY_RUN_REPORT = os.path.join(ROOT, "build", "setup-dry-run.json")
 TOTAL = 7
 
-SUPPORTED_PYTHONS = ((3, 11), (3, 12), (3, 13))  # export.sh has the same range
-TORCH_WHEELS_DEFAULT = "https://download.pytorch.org/whl/cpu/torch/"
+SUPPORTED_PYTHONS = ((3, 11), (3, 12), (3, 13), (3, 14))  # export.sh has the same range
+SUPPORTED_PYTHONS_TEXT = "3.11, 3.12, 3.13 or 3.14"
+TORCH_PAGE = "https://download.pytorch.org/whl/cpu/torch/"  # torch-cpu-wheels.html lists its Linux files
+TORCH_PAGE_FILE = "torch-cpu-wheels.html"
+PIP_MINIMUM = (23, 1)  # older pips are upgraded first (hash-checked --dry-run --report)
 SUPPORTED_PLATFORMS = (
     "Linux on x86_64 or aarch64 with glibc 2.28 or newer (Debian 10+, Ubuntu 20.04+, "
     "Fedora, WSL2 on Windows, ...) and macOS 14 or newer on Apple Silicon (arm64)"
@@ -150,17 +158,26 @@ def parse_args(argv):
 
 
 def python_problem(version_info):
-    """Why this Python cannot be used (None if it can)."""
+    """Why this Python cannot be used (None if it can): the packages that have no wheel for it."""
     major_minor = tuple(version_info[:2])
     if major_minor in SUPPORTED_PYTHONS:
         return None
     have = "%d.%d" % major_minor
+    tag = "cp%d%d" % major_minor
+    if major_minor < SUPPORTED_PYTHONS[0]:
+        why = ("numpy 2.4.6 and scipy 1.17.1, pinned in requirements.txt, need Python 3.11 or newer:"
+               "\n  they have no wheel for Python %s (%s)" % (have, tag))
+    else:
+        why = ("requirements.txt pins wheels built for Python 3.11-3.14: numpy 2.4.6, scipy 1.17.1,"
+               "\n  torch 2.13.0 and the other compiled packages have no wheel for Python %s (%s) yet"
+               % (have, tag))
     return (
-        "Python %s is not supported: numpy 2.4.6 and torch 2.13.0 need Python 3.11, 3.12 or 3.13.\n"
+        "Python %s is not supported: %s. Supported: Python %s.\n"
         "  Install one: Ubuntu 22.04 and WSL: sudo apt-get install python3.11 python3.11-venv;\n"
-        "  macOS: brew install python@3.12; elsewhere: pyenv install 3.12. Then run ./export.sh\n"
-        "  again (it takes the first supported one of python3.13, python3.12, python3.11,\n"
-        "  python3), or name it: PYTHON=python3.11 ./export.sh" % have
+        "  macOS: brew install python@3.13; elsewhere: pyenv install 3.13. Then run ./export.sh\n"
+        "  again (it takes the first supported one of python3.14, python3.13, python3.12,\n"
+        "  python3.11, python3), or name it: PYTHON=python3.11 ./export.sh"
+        % (have, why, SUPPORTED_PYTHONS_TEXT)
     )
 
 
@@ -202,9 +219,11 @@ def platform_problem(system, machine, mac_release="", libc=None, rosetta=False):
                     % (mac_release or "(unknown version)", supported))
         return None
     if system in ("win32", "cygwin", "msys"):
-        return ("Windows is supported through WSL2 only: in PowerShell `wsl --install` (Ubuntu), "
-                "then clone the repository inside WSL's own file system (cd ~; not under /mnt/c) "
-                "and run ./export.sh there. %s" % supported)
+        return ("the PDF is built through WSL2 on Windows (XeLaTeX, latexmk and this script "
+                "need a Linux): in PowerShell `wsl --install` (Ubuntu), then clone the repository "
+                "inside WSL's own file system (cd ~; not under /mnt/c) and run ./export.sh there. "
+                "The notebook alone runs natively: py -m venv .venv, then "
+                ".venv\\Scripts\\pip install -r requirements.txt (see README.md). %s" % supported)
     return "%s is not supported. %s" % (system, supported)
 
 
@@ -339,7 +358,7 @@ def pinned_torch(requirements=REQUIREMENTS):
     """The torch version pinned for Linux in requirements.txt, e.g. '2.13.0+cpu'."""
     with open(requirements) as f:
         for line in f:
-            match = re.match(r'\s*torch\s*==\s*([^\s;]+)\s*;\s*sys_platform\s*==\s*"linux"', line)
+            match = re.match(r'\s*torch\s*==\s*([^\s;]+)\s*;\s*sys_platform\s*==\s*["\']linux["\']', line)
             if match:
                 return match.group(1)
     return None
@@ -393,17 +412,19 @@ def torch_wheel_name_for_this_machine(version):
 
 
 def torch_find_links(workdir, log=say):
-    """pip arguments that add the CPU torch wheels on Linux: ([args], source, note).
+    """Installer arguments that add TORCH_WHEELS on Linux: ([args], source, note).
 
-    TORCH_WHEELS may be a folder or an HTML file (handed to pip as is) or an http(s) URL of a
-    page that links the wheels: that page is fetched here once (one retry, none when the name
-    does not resolve; at most about 30 s on a network that drops the packets) and
-    handed to pip as a local file with absolute links, so that pip, which fetches every
-    find-links page once per package it looks up, never waits for the network on it.
+    requirements.txt itself names torch-cpu-wheels.html (links to PyTorch's CPU page), so by
+    default there is nothing to add. TORCH_WHEELS may be a folder or an HTML file (handed to
+    the installer as is) or an http(s) URL of a page that links the wheels: that page is
+    fetched here once (one retry, none when the name does not resolve; at most about 30 s on
+    a network that drops the packets) and handed over as a local file with absolute links,
+    so that pip, which fetches every find-links page once per package it looks up, never
+    waits for the network on it. The hashes in requirements.txt decide which file is taken.
     """
-    if not sys.platform.startswith("linux"):
+    source = os.environ.get("TORCH_WHEELS", "").strip()
+    if not sys.platform.startswith("linux") or not source:
         return [], None, None
-    source = os.environ.get("TORCH_WHEELS", "").strip() or TORCH_WHEELS_DEFAULT
     if not re.match(r"(?i)https?://", source):
         if source.lower().startswith("file:"):
             return ["--find-links", source], source, None
@@ -450,8 +471,108 @@ def _reason(err):
     return text or type(err).__name__
 
 
-def pip_install_command(python, find_links):
-    return [python, "-m", "pip", "install", "--disable-pip-version-check", "-r", REQUIREMENTS] + find_links
+def pip_install_command(python, find_links, requirements=REQUIREMENTS):
+    return [python, "-m", "pip", "install", "--disable-pip-version-check", "--require-hashes", "-r",
+            requirements] + find_links
+
+
+def uv_install_command(uv, python, find_links, mirrored=(), requirements=REQUIREMENTS):
+    return [uv, "pip", "install", "--python", python, "--require-hashes", "-r", requirements] + list(mirrored) + find_links
+
+
+def local_torch_folder(settings):
+    """A folder of pip's find-links that holds this machine's torch wheel (pinned version), or None."""
+    version = pinned_torch()
+    if not sys.platform.startswith("linux") or not version:
+        return None
+    wanted = torch_wheel_name_for_this_machine(version)
+    for place in settings.get("find-links", "").split():
+        folder = place[len("file://"):] if place.startswith("file://") else place
+        if os.path.isfile(os.path.join(folder, wanted)):
+            return folder
+    return None
+
+
+def requirements_for(find_links, workdir):
+    """requirements.txt, or, when torch comes from elsewhere (TORCH_WHEELS or a local folder),
+    a copy without its torch page: uv would otherwise take the page's link (its hash is known
+    in advance) over a local file, and a machine without access to PyTorch's server would
+    fail. The hashes still decide which file is accepted."""
+    if not find_links:
+        return REQUIREMENTS
+    with open(REQUIREMENTS) as f:
+        lines = [line for line in f if line.split() != ["--find-links", TORCH_PAGE_FILE]]
+    path = os.path.join(workdir, "requirements.txt")
+    with open(path, "w") as f:
+        f.writelines(lines)
+    return path
+
+
+def which_installer(action, env=None):
+    """('uv' | 'pip', path of uv or None, why): INSTALLER=pip|uv decides; else uv if it is on
+    the PATH, or in a .venv that is kept (the lock installs it there), else pip."""
+    env = os.environ if env is None else env
+    wanted = env.get("INSTALLER", "").strip().lower()
+    if wanted not in ("", "uv", "pip"):
+        raise SetupError("INSTALLER=%s: say INSTALLER=uv or INSTALLER=pip" % wanted)
+    on_path = shutil.which("uv", path=env.get("PATH"))
+    own = os.path.join(VENV, "bin", "uv")
+    own = own if action == "install" and os.access(own, os.X_OK) else None
+    if wanted == "pip":
+        return "pip", None, "INSTALLER=pip"
+    if on_path:
+        return "uv", on_path, "uv is on the PATH"
+    if own:
+        return "uv", own, ".venv's own uv"
+    if wanted == "uv":
+        raise SetupError("INSTALLER=uv, but uv is not on the PATH. Install it (https://docs.astral.sh/uv/,"
+                         " or: pipx install uv), or leave INSTALLER unset to use pip")
+    return "pip", None, "uv is not on the PATH"
+
+
+def pip_settings(python=None, env=None):
+    """The index settings pip is configured with, as `pip config list` shows them (files and
+    PIP_* variables; the environment wins over [install], which wins over [global]).
+    {} when pip is not there or PIP_CONFIG_FILE=/dev/null and no PIP_* variables."""
+    try:
+        result = subprocess.run([python or sys.executable, "-m", "pip", "config", "list"], capture_output=True,
+                                text=True, timeout=60, env=env)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if result.returncode != 0:
+        return {}
+    found = {}
+    rank = {"global": 0, "install": 1, ":env:": 2}
+    for line in result.stdout.splitlines():
+        match = re.match(r"([^.]+)\.([\w-]+)=(['\"])(.*)\3$", line.strip())
+        if not match or match.group(1) not in rank:
+            continue
+        key, value = match.group(2), match.group(4)
+        if key not in found or rank[match.group(1)] >= found[key][0]:
+            found[key] = (rank[match.group(1)], value)
+    return {key: value for key, (_, value) in found.items()}
+
+
+def uv_mirror_of_pip(settings):
+    """uv's options for pip's index settings (a university mirror, local wheel folders).
+
+    pip takes the best version from all its indexes together; uv does the same with
+    unsafe-best-match, which is safe here: every file is pinned by its hash in requirements.txt.
+    """
+    args = []
+    if settings.get("no-index", "").lower() in ("1", "true", "yes", "on"):
+        args.append("--no-index")
+    if settings.get("index-url"):
+        args += ["--index-url", settings["index-url"].split()[0]]
+    for url in settings.get("extra-index-url", "").split():
+        args += ["--extra-index-url", url]
+    for place in settings.get("find-links", "").split():
+        args += ["--find-links", place]
+    for host in settings.get("trusted-host", "").split():
+        args += ["--allow-insecure-host", host]
+    if "--index-url" in args or "--extra-index-url" in args:
+        args += ["--index-strategy", "unsafe-best-match"]
+    return args
 
 
 def _run_logged(cmd, log_path, env=None):
@@ -470,35 +591,91 @@ def _log_tail(log_path, lines=25):
     return "\n".join(text[-lines:])
 
 
-def _torch_missing(log_path):
+def _read_log(log_path):
     try:
         with open(log_path, errors="replace") as f:
-            text = f.read()
+            return f.read()
     except OSError:
-        return False
+        return ""
+
+
+def _torch_missing(log_path):
+    """Whether the installer found no file of torch's Linux CPU build, or could not fetch it."""
+    text = _read_log(log_path)
     return re.search(r"(No matching distribution found for|satisfies the requirement|Cannot install) torch==|"
-                     r"no matching distributions available for your environment:\s+torch\b", text) is not None
+                     r"no matching distributions available for your environment:\s+torch\b|"
+                     r"there is no version of torch==|Failed to (download|fetch) `?torch[=`]|"
+                     r"(Max retries|Failed to establish|Could not fetch|Failed to fetch|Connection).*download\.pytorch\.org",
+                     text) is not None
+
+
+def hash_mismatches(log_path):
+    """[(package==version, file or URL)] whose download did not match requirements.txt's SHA-256
+    (pip's and uv's wording)."""
+    text = _read_log(log_path)
+    found = []
+    if "DO NOT MATCH THE HASHES" in text:
+        after = text.split("DO NOT MATCH THE HASHES", 1)[1]
+        found += re.findall(r"^\s+(\S+==\S+) from (\S+?)(?: \(from .*\))?:?$", after, re.M)
+    for requirement in re.findall(r"Hash mismatch for `([^`]+)`", text):
+        url = re.search(r"Failed to (?:download|fetch)[^\n]*`%s`[^\n]*\n(?:.*\n){0,3}?.*?(https?://\S+|file://\S+)"
+                        % re.escape(requirement), text)
+        found.append((requirement, url.group(1) if url else "(see the log)"))
+    return sorted(set(found))
+
+
+def missing_wheels(log_path):
+    """[(package==version, what is missing)] for which the installer found no usable wheel."""
+    text = _read_log(log_path)
+    found = re.findall(r"No matching distribution found for (\S+)", text)
+    found += re.findall(r"(?:there is no version of|all versions of) ([A-Za-z0-9._-]+(?:==\S+)?)", text)
+    tag = "cp%d%d" % sys.version_info[:2]
+    what = "no wheel for Python %d.%d (%s) on %s %s" % (sys.version_info[0], sys.version_info[1], tag, sys.platform,
+                                                        platform.machine())
+    return [(name.strip("`,"), what) for name in dict.fromkeys(found)]
+
+
+def install_failure(installer, log_path, source, note):
+    """The error for a failed install: names the package and the file or wheel, and the fix."""
+    log_name = os.path.relpath(log_path, ROOT) if log_path.startswith(ROOT) else log_path
+    bad = hash_mismatches(log_path)
+    if bad:
+        return ("%s refused %s: the downloaded file does not match its SHA-256 in requirements.txt\n  %s\n"
+                "  A corrupted download, or a mirror or folder (TORCH_WHEELS, pip's find-links) that serves\n"
+                "  a different file under the same name. Nothing was installed from it. Remove that file\n"
+                "  or fix the mirror, then run ./export.sh again (log: %s)."
+                % (installer, ", ".join(req for req, _ in bad),
+                   "\n  ".join("%s: %s" % (req, url) for req, url in bad), log_name))
+    if sys.platform.startswith("linux") and _torch_missing(log_path):
+        return torch_error(source, note) + "\n  (%s's log: %s)" % (installer, log_name)
+    missing = missing_wheels(log_path)
+    if missing:
+        return ("%s found no wheel to install for %s (%s). The supported platforms and Pythons are\n"
+                "  listed in README.md (log: %s):\n%s"
+                % (installer, ", ".join(name for name, _ in missing), missing[0][1], log_name, _log_tail(log_path)))
+    return "%s could not install requirements.txt (log: %s):\n%s" % (installer, log_name, _log_tail(log_path))
 
 
 def torch_error(source, note):
     version = pinned_torch() or "2.13.0+cpu"
     wanted = torch_wheel_name_for_this_machine(version)
-    where = "TORCH_WHEELS=%s" % source if os.environ.get("TORCH_WHEELS") else \
-        "%s (the default; TORCH_WHEELS overrides it)" % source
+    where = "PyTorch's CPU page (%s, the files listed in %s)" % (TORCH_PAGE, TORCH_PAGE_FILE)
+    if source:
+        where += " and TORCH_WHEELS=%s" % source
     return (
-        "pip found no torch==%s, PyTorch's CPU build for Linux (it is not on PyPI).\n"
-        "  pip looked for it on %s and where its own configuration points.%s\n"
-        "  Fix: make that page reachable, or download %s\n"
-        "  (on any machine, from %s) into a folder and run\n"
+        "no torch==%s could be installed: the wheel %s,\n"
+        "  PyTorch's CPU build for Linux (it is not on PyPI), was looked for on %s.%s\n"
+        "  Fix: make download.pytorch.org reachable, or download that file (on any machine, from\n"
+        "  %s) into a folder and run\n"
         "    TORCH_WHEELS=/path/to/that/folder ./export.sh\n"
         "  TORCH_WHEELS may also be the URL of a mirror of PyTorch's CPU wheel page."
-        % (version, where, ("\n  The page could not be read: %s." % note) if note else "", wanted,
-           TORCH_WHEELS_DEFAULT)
+        % (version, wanted, where, ("\n  TORCH_WHEELS could not be read: %s." % note) if note else "", TORCH_PAGE)
     )
 
 
-def create_venv(clear):
-    cmd = [sys.executable, "-m", "venv"] + (["--clear"] if clear else []) + [VENV]
+def create_venv(clear, with_pip=True):
+    """python -m venv (with pip only if pip installs: uv needs none, and it saves seconds)."""
+    cmd = [sys.executable, "-m", "venv"] + (["--clear"] if clear else []) + ([] if with_pip else ["--without-pip"]) + [VENV]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if result.returncode == 0:
         return
@@ -513,7 +690,7 @@ def create_venv(clear):
         if is_root():
             say("      installing %s (venv needs it on Debian/Ubuntu)" % package)
             apt_install([package])
-            return create_venv(clear=True)
+            return create_venv(clear=True, with_pip=with_pip)
         raise SetupError("this Python (%s) cannot create virtual environments: Debian/Ubuntu ship "
                          "venv's pip separately. Install it once with:\n  sudo apt-get install %s"
                          % (sys.executable, package))
@@ -521,13 +698,36 @@ def create_venv(clear):
                      "PYTHON=python3.12 ./export.sh" % (sys.executable, "\n  ".join(detail)))
 
 
-def install_requirements(python, find_links, log_path, dry_run_report=None):
+def pip_version(python):
+    """The venv's pip version as a tuple, () if it has no pip."""
+    result = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True)
+    match = re.match(r"pip (\S+)", result.stdout) if result.returncode == 0 else None
+    return _version_tuple(match.group(1)) if match else ()
+
+
+def ensure_pip(python, log_path):
+    """pip in the venv, recent enough. A .venv made by uv (or with --without-pip) has none:
+    ensurepip adds it from the standard library, without the network. False if it cannot."""
+    have = pip_version(python)
+    if not have:
+        say("      .venv has no pip (made by uv?): adding it with ensurepip")
+        if _run_logged([python, "-m", "ensurepip", "--upgrade", "--default-pip"], log_path) != 0:
+            return False
+        have = pip_version(python)
+    if have and have < PIP_MINIMUM:
+        rc = _run_logged([python, "-m", "pip", "install", "--disable-pip-version-check", "--upgrade", "pip"], log_path)
+        if rc != 0:
+            raise SetupError("pip %s is too old and could not upgrade itself (log: %s):\n%s"
+                             % (".".join(map(str, have)), log_path, _log_tail(log_path)))
+    return bool(have)
+
+
+def install_requirements(python, find_links, log_path, dry_run_report=None, requirements=REQUIREMENTS):
     """pip install -r requirements.txt, the same command for the real and the dry run."""
-    rc = _run_logged([python, "-m", "pip", "install", "--disable-pip-version-check", "--upgrade", "pip"],
-                     log_path)
-    if rc != 0:
-        raise SetupError("pip could not upgrade itself (log: %s):\n%s" % (log_path, _log_tail(log_path)))
-    cmd = pip_install_command(python, find_links)
+    if not ensure_pip(python, log_path):
+        raise SetupError("the virtual environment has no pip, and ensurepip could not add it (log: %s):\n%s"
+                         % (log_path, _log_tail(log_path)))
+    cmd = pip_install_command(python, find_links, requirements)
     if dry_run_report:
         cmd += ["--dry-run", "--report", dry_run_report]
     return _run_logged(cmd, log_path)
@@ -542,6 +742,9 @@ def step_environment(explicit_python):
     if action == "ok":
         say("      .venv is up to date (%s)" % reason)
         return venv_python()
+    installer, uv, why = which_installer(action)
+    say("      installer: %s (%s)" % (installer, why if installer == "pip" or why.startswith(".venv")
+                                      else "%s, %s" % (why, uv)))
     if action in ("create", "recreate"):
         if action == "recreate":
             was = pyvenv_cfg()
@@ -549,29 +752,52 @@ def step_environment(explicit_python):
                 was.get("version", "?"), was.get("executable") or was.get("home", "?"))
                 if "no longer runs" in reason else ""))
         say("      Python %s (%s)" % (me["version"], me["executable"]))
-        create_venv(clear=(action == "recreate"))
+        create_venv(clear=(action == "recreate"), with_pip=(installer == "pip"))
     else:
-        say("      installing requirements.txt into .venv: %s" % reason)
+        made_by = pyvenv_cfg().get("uv") and "uv" or pyvenv_cfg().get("virtualenv") and "virtualenv" or "venv"
+        say("      installing requirements.txt into the existing .venv (made by %s): %s" % (made_by, reason))
     python = venv_python()
     with open(PIP_LOG, "w") as log:
         log.write("sheet05 set-up, %s\n" % time.strftime("%Y-%m-%d %H:%M:%S"))
+    if installer == "pip" and action == "install" and not ensure_pip(python, PIP_LOG):
+        # an adopted .venv whose Python cannot add pip (Debian without python3-venv): start afresh
+        say("      recreating .venv: it has no pip and ensurepip cannot add one")
+        create_venv(clear=True, with_pip=True)
+        action = "recreate"
     tmp = tempfile.mkdtemp(prefix="sheet05-setup-")
     try:
+        settings = pip_settings()
         find_links, source, note = torch_find_links(tmp)
-        say("      pip install -r requirements.txt%s (log: .venv/pip.log)" % (
-            "" if action == "install" else ", about %s MB to download unless pip has them cached"
-            % ("235" if sys.platform == "darwin" else "350")))
-        rc = install_requirements(python, find_links, PIP_LOG)
+        folder = None if source else local_torch_folder(settings)
+        if folder:
+            find_links, source = ["--find-links", folder], folder
+            say("      torch's CPU build: from %s (one of pip's find-links)" % folder)
+        elif source:
+            say("      torch's CPU build: from TORCH_WHEELS=%s" % source)
+        requirements = requirements_for(find_links, tmp)
+        size = "" if action == "install" else ", about %s MB to download unless %s has them cached" % (
+            "235" if sys.platform == "darwin" else "350", installer)
+        if installer == "uv":
+            mirrored = uv_mirror_of_pip(settings)
+            if mirrored:
+                say("      uv gets pip's configured indexes and find-links: %s" % " ".join(mirrored))
+            say("      uv pip install -r requirements.txt%s (log: .venv/pip.log)" % size)
+            env = dict(os.environ)
+            cert = settings.get("cert")
+            if cert and not env.get("SSL_CERT_FILE") and os.path.isfile(cert):
+                env["SSL_CERT_FILE"] = cert  # pip's CA bundle (a university proxy's) for uv too
+            rc = _run_logged(uv_install_command(uv, python, find_links, mirrored, requirements), PIP_LOG, env=env)
+        else:
+            say("      pip install -r requirements.txt%s (log: .venv/pip.log)" % size)
+            rc = install_requirements(python, find_links, PIP_LOG, requirements=requirements)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if rc != 0:
-        if source and _torch_missing(PIP_LOG):
-            raise SetupError(torch_error(source, note) + "\n  (pip's log: .venv/pip.log)")
-        raise SetupError("pip could not install requirements.txt (log: .venv/pip.log):\n%s"
-                         % _log_tail(PIP_LOG))
+        raise SetupError(install_failure(installer, PIP_LOG, source, note))
     probe = probe_venv()
     created_with = me["executable"] if action != "install" else (read_stamp() or {}).get("created_with")
-    stamp = {"requirements_sha256": want, "python_version": probe["version"], "created_with": created_with}
+    stamp = {"requirements_sha256": want, "python_version": probe["version"], "created_with": created_with,
+             "installer": installer}
     with open(STAMP, "w") as f:
         json.dump(stamp, f, indent=1)
     old = os.path.join(VENV, ".requirements.sha256")  # the stamp of earlier versions
@@ -595,16 +821,19 @@ def dry_run():
         if result.returncode != 0:
             raise SetupError("could not create a throwaway venv with %s:\n%s" % (sys.executable, result.stderr))
         find_links, source, note = torch_find_links(tmp)
+        folder = None if source else local_torch_folder(pip_settings())
+        if folder:
+            find_links, source = ["--find-links", folder], folder
+        requirements = requirements_for(find_links, tmp)
         report = os.path.join(tmp, "report.json")
         log_path = os.path.join(tmp, "pip.log")
         python = os.path.join(venv, "bin", "python")
-        say("      $ " + " ".join(pip_install_command(".venv/bin/python", find_links)
+        shown = "requirements.txt" + (" (without its torch page)" if requirements != REQUIREMENTS else "")
+        say("      $ " + " ".join(pip_install_command(".venv/bin/python", find_links, shown)
                                   + ["--dry-run", "--report", "REPORT"]))
-        rc = install_requirements(python, find_links, log_path, dry_run_report=report)
+        rc = install_requirements(python, find_links, log_path, dry_run_report=report, requirements=requirements)
         if rc != 0:
-            if source and _torch_missing(log_path):
-                raise SetupError(torch_error(source, note))
-            raise SetupError("pip --dry-run failed:\n%s" % _log_tail(log_path))
+            raise SetupError("(dry run) " + install_failure("pip", log_path, source, note))
         os.makedirs(os.path.dirname(DRY_RUN_REPORT), exist_ok=True)
         shutil.copyfile(report, DRY_RUN_REPORT)
     finally:
