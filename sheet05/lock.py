@@ -68,8 +68,9 @@ class LockError(Exception):
 # --------------------------------------------------------------------------- requirements
 
 
-def top_level_pins(path=REQUIREMENTS_IN):
+def top_level_pins(path=None):
     """{(name, marker): version} of the `name==version [; marker]` lines of requirements.in."""
+    path = path or REQUIREMENTS_IN
     pins = {}
     with open(path) as f:
         for line in f:
@@ -83,10 +84,10 @@ def top_level_pins(path=REQUIREMENTS_IN):
     return pins
 
 
-def lock_entries(path=LOCK):
+def lock_entries(path=None):
     """[(name, version, marker, [hashes])] of a lock made by this module."""
     entries = []
-    with open(path) as f:
+    with open(path or LOCK) as f:
         text = f.read()
     for block in re.split(r"\n(?=[A-Za-z0-9])", text):
         first = block.split("\n", 1)[0]
@@ -105,9 +106,10 @@ def normalize_marker(marker):
     return re.sub(r"\s+", " ", marker.replace('"', "'")).strip()
 
 
-def disagreements(requirements_in=REQUIREMENTS_IN, lock=LOCK):
+def disagreements(requirements_in=None, lock=None):
     """Why the lock does not match requirements.in ([] if it does): a top-level pin that the
     lock lacks or locks at another version, or a locked package without hashes."""
+    requirements_in, lock = requirements_in or REQUIREMENTS_IN, lock or LOCK
     problems = []
     locked = {}
     for name, version, marker, hashes in lock_entries(lock):
@@ -242,6 +244,7 @@ def clean_env():
     """No uv or pip settings of this machine: the lock is made against PyPI alone."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
     env["UV_NO_CONFIG"] = "1"
+    env["UV_PYTHON_DOWNLOADS"] = "never"
     env["MACOSX_DEPLOYMENT_TARGET"] = "14.0"
     return env
 
@@ -251,7 +254,10 @@ def compile_lock(uv, workdir, page_url, index_url, upgrade):
     cmd = uv + ["pip", "compile", "requirements.in", "--output-file", "requirements.txt", "--universal",
                 "--python-version", LOWEST_PYTHON, "--generate-hashes", "--only-binary", ":all:",
                 "--emit-build-options", "--index-url", index_url, "--find-links", page_url,
-                "--custom-compile-command", COMMAND, "--no-config", "--quiet"]
+                "--custom-compile-command", COMMAND, "--no-config", "--quiet",
+                # this interpreter (markers come from the options above): uv would otherwise look
+                # for a Python of that version, and try to download one
+                "--python", sys.executable]
     if upgrade:
         cmd.append("--upgrade")
     result = subprocess.run(cmd, cwd=workdir, env=clean_env(), capture_output=True, text=True)
@@ -297,7 +303,7 @@ def check_targets(uv, workdir, lock_text, page_url, index_url, log):
         for python in PYTHONS:
             cmd = uv + ["pip", "compile", check, "--python-platform", platform, "--python-version", python,
                         "--only-binary", ":all:", "--index-url", index_url, "--no-header", "--no-annotate",
-                        "--no-config", "--quiet"]
+                        "--no-config", "--quiet", "--python", sys.executable]
             result = subprocess.run(cmd, cwd=workdir, env=clean_env(), capture_output=True, text=True)
             if result.returncode != 0:
                 raise LockError("the lock does not install on %s with Python %s:\n%s"
@@ -325,15 +331,20 @@ def lock_entries_text(text):
 # --------------------------------------------------------------------------- main
 
 
-def torch_version():
-    for (name, marker), version in top_level_pins().items():
+def torch_version(requirements_in=None):
+    for (name, marker), version in top_level_pins(requirements_in).items():
         if name == "torch" and "linux" in marker and "!=" not in marker:
             return version
     raise LockError("requirements.in pins no torch for Linux (torch==...+cpu ; sys_platform == \"linux\")")
 
 
-def make_lock(torch_page=TORCH_PAGE, torch_metadata=None, index_url=PYPI, upgrade=False, log=print):
-    version = torch_version()
+def make_lock(torch_page=TORCH_PAGE, torch_metadata=None, index_url=PYPI, upgrade=False, log=print,
+              root=None, files_url=TORCH_FILES):
+    """requirements.txt and torch-cpu-wheels.html in `root` (the repository) from its
+    requirements.in. `files_url`: where the files of a mirror page really are (PyTorch's)."""
+    root = root or ROOT
+    requirements_in, lock = os.path.join(root, "requirements.in"), os.path.join(root, "requirements.txt")
+    version = torch_version(requirements_in)
     uv = uv_command()
     standin = None
     workdir = tempfile.mkdtemp(prefix="sheet05-lock-")
@@ -341,11 +352,11 @@ def make_lock(torch_page=TORCH_PAGE, torch_metadata=None, index_url=PYPI, upgrad
         if re.match(r"(?i)https?://", torch_page):
             text, base = fetch(torch_page)
         else:
-            with open(os.path.join(ROOT, torch_page)) as f:
+            with open(os.path.join(root, torch_page)) as f:
                 text, base = f.read(), urllib.parse.urljoin("file:", urllib.request.pathname2url(os.path.abspath(torch_page)))
         real = torch_page.rstrip("/") == TORCH_PAGE.rstrip("/")
         # links of a mirror point to the mirror; the lock's page must point to PyTorch's server
-        wheels = linux_cpu_wheels(text, base, version, files_url=None if real else TORCH_FILES)
+        wheels = linux_cpu_wheels(text, base, version, files_url=None if real else files_url)
         if not wheels:
             raise LockError("%s lists no Linux wheel of torch %s" % (torch_page, version))
         log("torch %s for Linux: %d wheels listed on %s" % (version, len(wheels), torch_page))
@@ -356,9 +367,9 @@ def make_lock(torch_page=TORCH_PAGE, torch_metadata=None, index_url=PYPI, upgrad
             page_url = os.path.join(workdir, "torch-page.html")
             with open(page_url, "w") as f:
                 f.write(torch_page_html(wheels, torch_page, where_listed=True))
-        shutil.copyfile(REQUIREMENTS_IN, os.path.join(workdir, "requirements.in"))
-        if os.path.exists(LOCK):
-            shutil.copyfile(LOCK, os.path.join(workdir, "requirements.txt"))  # keeps the other pins
+        shutil.copyfile(requirements_in, os.path.join(workdir, "requirements.in"))
+        if os.path.exists(lock):
+            shutil.copyfile(lock, os.path.join(workdir, "requirements.txt"))  # keeps the other pins
         log("uv pip compile --universal --generate-hashes (Python >= %s) ..." % LOWEST_PYTHON)
         lock_text = finish_lock(compile_lock(uv, workdir, page_url, index_url, upgrade), wheels)
         log("checking every target (Python %s on %s) ..." % ("/".join(PYTHONS), ", ".join(PLATFORMS)))
@@ -370,14 +381,14 @@ def make_lock(torch_page=TORCH_PAGE, torch_metadata=None, index_url=PYPI, upgrad
         if standin:
             standin.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    with open(os.path.join(ROOT, TORCH_PAGE_FILE), "w") as f:
+    with open(os.path.join(root, TORCH_PAGE_FILE), "w") as f:
         f.write(torch_page_html(wheels, TORCH_PAGE))
-    with open(LOCK, "w") as f:
+    with open(lock, "w") as f:
         f.write(lock_text)
-    problems = disagreements()
+    problems = disagreements(requirements_in, lock)
     if problems:
         raise LockError("\n  ".join(["the new lock disagrees with requirements.in:"] + problems))
-    names = {name for name, _, _, _ in lock_entries(LOCK)}
+    names = {name for name, _, _, _ in lock_entries(lock)}
     log("wrote requirements.txt (%d packages, all with SHA-256 hashes) and %s" % (len(names), TORCH_PAGE_FILE))
     return len(names)
 

@@ -547,7 +547,7 @@ def pip_settings(python=None, env=None):
         match = re.match(r"([^.]+)\.([\w-]+)=(['\"])(.*)\3$", line.strip())
         if not match or match.group(1) not in rank:
             continue
-        key, value = match.group(2), match.group(4)
+        key, value = match.group(2), match.group(4).replace("\\n", " ")  # pip shows a line break as \n
         if key not in found or rank[match.group(1)] >= found[key][0]:
             found[key] = (rank[match.group(1)], value)
     return {key: value for key, (_, value) in found.items()}

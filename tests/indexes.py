@@ -1,0 +1,143 @@
+"""Stand-ins for PyPI and for PyTorch's CPU wheel page, served on 127.0.0.1, built from small
+fake wheels or from the metadata of the packages installed in .venv (no download)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import os
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+from conftest import REPO
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def wheel(folder: Path, name: str, version: str, tag: str = "py3-none-any", requires: tuple = (),
+          payload: bytes = b"") -> Path:
+    """A small valid wheel `name-version-tag.whl` with the given Requires-Dist lines."""
+    module = name.replace("-", "_")
+    dist = f"{module}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires)
+    files = {
+        f"{module}/__init__.py": b"# " + payload + b"\n",
+        f"{dist}/METADATA": metadata.encode(),
+        f"{dist}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
+    }
+    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+              f"{len(data)}" for path, data in files.items()] + [f"{dist}/RECORD,,"]
+    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{module}-{version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for member, data in files.items():
+            z.writestr(member, data)
+    return path
+
+
+def link(name: str, href: str, digest: str | None, metadata: bytes | None = None) -> str:
+    attrs = ""
+    if metadata is not None:
+        m = hashlib.sha256(metadata).hexdigest()
+        attrs = f' data-dist-info-metadata="sha256={m}" data-core-metadata="sha256={m}"'
+    fragment = f"#sha256={digest}" if digest else ""
+    return f'<a href="{html.escape(href + fragment, quote=True)}"{attrs}>{html.escape(name)}</a><br>'
+
+
+def write_page(folder: Path, links: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.html").write_text("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+
+
+def flat_page(folder: Path) -> None:
+    """index.html listing the wheels of `folder` with their hashes (like PyTorch's page)."""
+    write_page(folder, [link(w.name, w.name.replace("+", "%2B"), sha256(w)) for w in sorted(folder.glob("*.whl"))])
+
+
+def simple_index(root: Path, files: list[Path]) -> None:
+    """root/simple/<project>/index.html (PEP 503) for wheels in root/files."""
+    by_project: dict[str, list[Path]] = {}
+    for w in files:
+        by_project.setdefault(normalize(w.name.split("-")[0]), []).append(w)
+    for project, wheels in by_project.items():
+        write_page(root / "simple" / project, [link(w.name, f"../../files/{w.name}".replace("+", "%2B"), sha256(w))
+                                               for w in sorted(wheels)])
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# --------------------------------------------------------------------------- from .venv
+
+
+def installed_metadata(venv: Path = REPO / ".venv") -> dict:
+    """{normalized name: (version, METADATA bytes, wheel tags)} of the packages in `venv`."""
+    found = {}
+    for site in venv.glob("lib/python3*/site-packages"):
+        for info in site.glob("*.dist-info"):
+            meta = (info / "METADATA").read_bytes()
+            name = re.search(rb"^Name: (\S+)", meta, re.M).group(1).decode()
+            version = re.search(rb"^Version: (\S+)", meta, re.M).group(1).decode()
+            tags = re.findall(r"^Tag: (\S+)", (info / "WHEEL").read_text(), re.M) if (info / "WHEEL").exists() else []
+            found[normalize(name)] = (version, meta, tags)
+    return found
+
+
+def wheel_name(name: str, version: str, tags: list[str]) -> str:
+    """The file name of a wheel from its dist-info tags (compressed tag sets joined with '.')."""
+    pythons, abis, platforms = ([], [], [])
+    for tag in tags:
+        p, a, pl = tag.split("-")
+        for seq, part in ((pythons, p), (abis, a), (platforms, pl)):
+            if part not in seq:
+                seq.append(part)
+    return f"{name.replace('-', '_')}-{version}-{'.'.join(pythons)}-{'.'.join(abis)}-{'.'.join(platforms)}.whl"
+
+
+def metadata_index(root: Path, packages: dict, skip: set = frozenset()) -> None:
+    """A PyPI stand-in that has every package of `packages` (installed_metadata) as a wheel
+    link with PEP 658 metadata but no file behind it: enough for a resolver's dry run, which
+    reads metadata only."""
+    for project, (version, meta, tags) in packages.items():
+        if project in skip or not tags:
+            continue
+        name = wheel_name(project, version, tags)
+        folder = root / "simple" / project
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / (name + ".metadata")).write_bytes(meta)
+        write_page(folder, [link(name, name.replace("+", "%2B"), None, meta)])
+
+
+def cpu_page_from_metadata(folder: Path, page: Path = REPO / "torch-cpu-wheels.html", metadata: bytes = b"") -> list:
+    """PyTorch's CPU page stand-in: the names and hashes of the committed torch-cpu-wheels.html,
+    links to this folder, and the installed torch's METADATA as PEP 658 metadata."""
+    names = re.findall(r'href="[^"]*/(torch-[^"#]+\.whl)#sha256=([0-9a-f]{64})"', page.read_text())
+    links = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for quoted, digest in names:
+        name = quoted.replace("%2B", "+")
+        (folder / (name + ".metadata")).write_bytes(metadata)  # the server unquotes %2B
+        links.append(link(name, quoted, digest, metadata))
+    write_page(folder, links)
+    return [n for n, _ in names]
+
+
+def isolated_env(**extra) -> dict:
+    """No pip or uv configuration of this machine, as on a laptop whose only index is PyPI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "VIRTUAL_ENV"))}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["UV_NO_CONFIG"] = "1"
+    env.update(extra)
+    return env
+
+
+def this_python_tag() -> str:
+    return "cp%d%d" % sys.version_info[:2]
