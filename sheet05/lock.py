@@ -281,13 +281,19 @@ def finish_lock(text, wheels):
     for name, _, digest, _, _ in wheels:
         by_version.setdefault(WHEEL.match(name).group("version"), []).append(digest)
     out = []
+    in_torch = False
     for line in lines:
-        match = re.match(r"torch==(\S+)( ; .*)?$", line)
+        match = re.match(r"torch==(\S+?)( ; [^\\]*?)?( \\)?$", line)
         if match and match.group(1) in by_version:
+            # the page's hashes (uv may have kept those of the old lock: they are replaced)
             digests = sorted(set(by_version[match.group(1)]))
-            out.append(line + " \\")
+            out.append(line.rstrip(" \\") + " \\")
             out += ["    --hash=sha256:%s%s" % (d, " \\" if i < len(digests) - 1 else "") for i, d in enumerate(digests)]
+            in_torch = True
+        elif in_torch and line.lstrip().startswith("--hash="):
+            continue
         else:
+            in_torch = False
             out.append(line)
     return "\n".join(out) + "\n"
 
@@ -368,8 +374,11 @@ def make_lock(torch_page=TORCH_PAGE, torch_metadata=None, index_url=PYPI, upgrad
             with open(page_url, "w") as f:
                 f.write(torch_page_html(wheels, torch_page, where_listed=True))
         shutil.copyfile(requirements_in, os.path.join(workdir, "requirements.in"))
-        if os.path.exists(lock):
-            shutil.copyfile(lock, os.path.join(workdir, "requirements.txt"))  # keeps the other pins
+        if os.path.exists(lock):  # uv keeps its pins (less the page, which uv would look for there)
+            with open(lock) as f:
+                kept = [line for line in f if not line.startswith("--find-links")]
+            with open(os.path.join(workdir, "requirements.txt"), "w") as f:
+                f.writelines(kept)
         log("uv pip compile --universal --generate-hashes (Python >= %s) ..." % LOWEST_PYTHON)
         lock_text = finish_lock(compile_lock(uv, workdir, page_url, index_url, upgrade), wheels)
         log("checking every target (Python %s on %s) ..." % ("/".join(PYTHONS), ", ".join(PLATFORMS)))

@@ -142,6 +142,11 @@ def test_lock_command_against_the_stand_ins(world):
     page = (project / "torch-cpu-wheels.html").read_text()
     assert page.count("<a ") == 8 and "win_amd64" not in page
     assert any("Windows x86_64" in m for m in world["messages"])  # every target was checked
+    # re-runnable: a second run (the lock now exists, with the page's hashes) changes nothing
+    lock.make_lock(torch_page=world["cpu"].url + "whl/cpu/", index_url=world["pypi"].url + "simple",
+                   log=lambda *_: None, root=str(project), files_url=world["cpu"].url + "whl/cpu/")
+    assert (project / "requirements.txt").read_text() == text
+    assert (project / "torch-cpu-wheels.html").read_text() == page
 
 
 def _recipe_env(world, **extra):
