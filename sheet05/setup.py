@@ -538,9 +538,9 @@ def pip_settings(python=None, env=None):
         result = subprocess.run([python or sys.executable, "-m", "pip", "config", "list"], capture_output=True,
                                 text=True, timeout=60, env=env)
     except (OSError, subprocess.SubprocessError):
-        return {}
-    if result.returncode != 0:
-        return {}
+        result = None
+    if result is None or result.returncode != 0:  # no pip here (Debian's python3): read the files
+        return _pip_settings_from_files(os.environ if env is None else env)
     found = {}
     rank = {"global": 0, "install": 1, ":env:": 2}
     for line in result.stdout.splitlines():
@@ -551,6 +551,36 @@ def pip_settings(python=None, env=None):
         if key not in found or rank[match.group(1)] >= found[key][0]:
             found[key] = (rank[match.group(1)], value)
     return {key: value for key, (_, value) in found.items()}
+
+
+def _pip_settings_from_files(env):
+    """pip's configuration without pip: its files in pip's order, then PIP_* variables."""
+    import configparser
+
+    if env.get("PIP_CONFIG_FILE") == os.devnull:
+        files = []
+    else:
+        home = os.path.expanduser("~")
+        dirs = (env.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep)
+        files = [os.path.join(d, "pip", "pip.conf") for d in dirs] + ["/etc/pip.conf",
+                 os.path.join(home, ".pip", "pip.conf"),
+                 os.path.join(env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "pip", "pip.conf"),
+                 os.path.join(home, "Library", "Application Support", "pip", "pip.conf"),
+                 env.get("PIP_CONFIG_FILE") or ""]
+    found = {}
+    for path in files:
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path)
+        except (configparser.Error, OSError):
+            continue
+        for section in ("global", "install"):
+            if parser.has_section(section):
+                found.update({key: " ".join(value.split()) for key, value in parser.items(section)})
+    for key, value in env.items():
+        if key.startswith("PIP_") and key != "PIP_CONFIG_FILE":
+            found[key[4:].lower().replace("_", "-")] = value
+    return found
 
 
 def uv_mirror_of_pip(settings):

@@ -429,6 +429,10 @@ def test_uv_gets_pips_indexes_and_find_links(tmp_path):
         "--find-links", "/opt/w1", "--find-links", "/opt/w2",  # the environment wins over the file
         "--allow-insecure-host", "mirror.example.org", "--index-strategy", "unsafe-best-match"]
     assert setup.uv_mirror_of_pip(setup.pip_settings(env=dict(env, PIP_CONFIG_FILE=os.devnull))) == []
+    # without pip (Debian's python3 has none), the files are read directly, with the same result
+    without_pip = setup._pip_settings_from_files(dict(env, PIP_CONFIG_FILE=str(conf), PIP_FIND_LINKS="/opt/w1 /opt/w2",
+                                                      HOME=str(tmp_path), XDG_CONFIG_DIRS=str(tmp_path / "none")))
+    assert setup.uv_mirror_of_pip(without_pip) == setup.uv_mirror_of_pip(settings)
 
 
 def test_a_venv_without_pip_gets_pip_from_ensurepip(tmp_path):
