@@ -759,7 +759,7 @@ def install_requirements(python, find_links, log_path, dry_run_report=None, requ
                          % (log_path, _log_tail(log_path)))
     cmd = pip_install_command(python, find_links, requirements)
     if dry_run_report:
-        cmd += ["--dry-run", "--report", dry_run_report]
+        cmd = [a for a in cmd if a != "--require-hashes"] + ["--dry-run", "--report", dry_run_report]
     return _run_logged(cmd, log_path)
 
 
@@ -836,8 +836,24 @@ def step_environment(explicit_python):
     return python
 
 
+def without_hashes(path, workdir):
+    """A copy of the lock without its hashes, for the dry run: pip checks hashes only on files
+    it downloads, so with them it would download every wheel (350 MB) just to plan; without
+    them it reads only the metadata (PEP 658). The versions stay pinned."""
+    with open(path) as f:
+        text = f.read()
+    text = re.sub(r"\s*\\\n\s*--hash=sha256:[0-9a-f]+", "", text)
+    text = re.sub(r" --hash=sha256:[0-9a-f]+", "", text)
+    text = text.replace("--find-links %s\n" % TORCH_PAGE_FILE, "--find-links %s\n" % os.path.join(ROOT, TORCH_PAGE_FILE))
+    out = os.path.join(workdir, "requirements-dry-run.txt")
+    with open(out, "w") as f:
+        f.write(text)
+    return out
+
+
 def dry_run():
-    """Step 1 as a plan: the same pip command with --dry-run --report in a throwaway venv."""
+    """Step 1 as a plan: the same pip command with --dry-run --report in a throwaway venv
+    (from the lock without its hashes: see without_hashes)."""
     me = interpreter_of_this_process()
     action, reason = plan_venv(os.path.lexists(venv_python()), probe_venv(), read_stamp(),
                                file_sha256(REQUIREMENTS), me, bool(os.environ.get("PYTHON")))
@@ -855,12 +871,14 @@ def dry_run():
         if folder:
             find_links, source = ["--find-links", folder], folder
         requirements = requirements_for(find_links, tmp)
+        shown = "requirements.txt (%shashes left out: nothing is downloaded)" % (
+            "torch page and " if requirements != REQUIREMENTS else "")
+        requirements = without_hashes(requirements, tmp)
         report = os.path.join(tmp, "report.json")
         log_path = os.path.join(tmp, "pip.log")
         python = os.path.join(venv, "bin", "python")
-        shown = "requirements.txt" + (" (without its torch page)" if requirements != REQUIREMENTS else "")
-        say("      $ " + " ".join(pip_install_command(".venv/bin/python", find_links, shown)
-                                  + ["--dry-run", "--report", "REPORT"]))
+        say("      $ " + " ".join([a for a in pip_install_command(".venv/bin/python", find_links, shown)
+                                   if a != "--require-hashes"] + ["--dry-run", "--report", "REPORT"]))
         rc = install_requirements(python, find_links, log_path, dry_run_report=report, requirements=requirements)
         if rc != 0:
             raise SetupError("(dry run) " + install_failure("pip", log_path, source, note))

@@ -102,10 +102,21 @@ def wheel_name(name: str, version: str, tags: list[str]) -> str:
     return f"{name.replace('-', '_')}-{version}-{'.'.join(pythons)}-{'.'.join(abis)}-{'.'.join(platforms)}.whl"
 
 
+def stub_wheel(path: Path, metadata: bytes) -> None:
+    """A wheel at `path` that holds only its dist-info (the given METADATA): what a dry run
+    may download (pip 23 does, after resolving from the PEP 658 metadata) but never installs."""
+    name, version = path.name.split("-")[:2]
+    dist = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{dist}/METADATA", metadata)
+        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{dist}/RECORD", f"{dist}/METADATA,,\n{dist}/WHEEL,,\n{dist}/RECORD,,\n")
+
+
 def metadata_index(root: Path, packages: dict, skip: set = frozenset()) -> None:
     """A PyPI stand-in that has every package of `packages` (installed_metadata) as a wheel
-    link with PEP 658 metadata but no file behind it: enough for a resolver's dry run, which
-    reads metadata only."""
+    link with PEP 658 metadata and a stub wheel (dist-info only) behind it: enough for a
+    resolver's dry run."""
     for project, (version, meta, tags) in packages.items():
         if project in skip or not tags:
             continue
@@ -113,19 +124,21 @@ def metadata_index(root: Path, packages: dict, skip: set = frozenset()) -> None:
         folder = root / "simple" / project
         folder.mkdir(parents=True, exist_ok=True)
         (folder / (name + ".metadata")).write_bytes(meta)
+        stub_wheel(folder / name, meta)
         write_page(folder, [link(name, name.replace("+", "%2B"), None, meta)])
 
 
 def cpu_page_from_metadata(folder: Path, page: Path = REPO / "torch-cpu-wheels.html", metadata: bytes = b"") -> list:
-    """PyTorch's CPU page stand-in: the names and hashes of the committed torch-cpu-wheels.html,
-    links to this folder, and the installed torch's METADATA as PEP 658 metadata."""
+    """PyTorch's CPU page stand-in for dry runs: the names of the committed torch-cpu-wheels.html,
+    links to stub wheels in this folder, and the installed torch's METADATA as PEP 658 metadata."""
     names = re.findall(r'href="[^"]*/(torch-[^"#]+\.whl)#sha256=([0-9a-f]{64})"', page.read_text())
     links = []
     folder.mkdir(parents=True, exist_ok=True)
     for quoted, digest in names:
         name = quoted.replace("%2B", "+")
         (folder / (name + ".metadata")).write_bytes(metadata)  # the server unquotes %2B
-        links.append(link(name, quoted, digest, metadata))
+        stub_wheel(folder / name, metadata)
+        links.append(link(name, quoted, None, metadata))  # a stub: the real file's hash would not match
     write_page(folder, links)
     return [n for n, _ in names]
 

@@ -233,8 +233,9 @@ def test_tampered_torch_wheel_is_refused_and_named(world, tmp_path, tool):
 def test_real_lock_resolves_to_torch_cpu_with_pip_and_uv(tmp_path):
     """The real requirements.txt, resolved (dry run) by pip (through ./export.sh --dry-run) and
     by uv, against a PyPI stand-in that has the metadata of every package of .venv but no
-    torch +cpu, and a CPU-page stand-in with the real names and hashes: torch comes from the
-    page, no CUDA package, and no file is downloaded."""
+    torch +cpu, and a CPU-page stand-in with the real names: torch comes from the page, and
+    no CUDA package. The stand-ins serve stub wheels (metadata only), which pip 23's dry run
+    downloads and uv's does not."""
     require_set_up_venv()
     packages = installed_metadata()
     torch_meta = packages["torch"][1]
@@ -243,10 +244,13 @@ def test_real_lock_resolves_to_torch_cpu_with_pip_and_uv(tmp_path):
     assert len(names) == 8
     pypi, cpu = WheelServer(tmp_path / "pypi"), WheelServer(tmp_path / "cpu")
     repo = copy_of_repo(tmp_path / "repo", link_venv=False)
-    page = repo / "torch-cpu-wheels.html"
-    page.write_text(page.read_text().replace("https://download.pytorch.org/whl/cpu/", cpu.url))
+    # pip, through ./export.sh: the CPU-page stand-in as TORCH_WHEELS (read once by the set-up);
+    # uv: the lock with that page in place of torch-cpu-wheels.html
     env = isolated_env(PIP_INDEX_URL=pypi.url + "simple", UV_INDEX_URL=pypi.url + "simple",
-                       UV_CACHE_DIR=str(tmp_path / "uv-cache"), INSTALLER="pip")
+                       UV_CACHE_DIR=str(tmp_path / "uv-cache"), TORCH_WHEELS=cpu.url)
+    uv_lock = tmp_path / "uv-requirements.txt"
+    uv_lock.write_text((repo / "requirements.txt").read_text().replace("--find-links torch-cpu-wheels.html",
+                                                                       "--find-links " + cpu.url))
     try:
         result = subprocess.run(["./export.sh", "--setup-only", "--dry-run"], cwd=repo, capture_output=True,
                                 text=True, timeout=900, env=env)
@@ -255,12 +259,14 @@ def test_real_lock_resolves_to_torch_cpu_with_pip_and_uv(tmp_path):
         plan = {item["metadata"]["name"].lower(): item for item in report["install"]}
         assert plan["torch"]["metadata"]["version"] == "2.13.0+cpu"
         assert plan["torch"]["download_info"]["url"].startswith(cpu.url)
+        assert cpu.requests.count("/") == 1, cpu.requests  # the page: once for the whole plan
+        pip_downloads = [r for r in pypi.requests + cpu.requests if r.endswith(".whl")]
         uv_result = subprocess.run([uv(), "pip", "install", "--dry-run", "--python", sys.executable, "-r",
-                                    "requirements.txt", "--target", str(tmp_path / "t")], cwd=repo, env=env,
+                                    str(uv_lock), "--target", str(tmp_path / "t")], cwd=repo, env=env,
                                    capture_output=True, text=True, timeout=300)
         assert uv_result.returncode == 0, uv_result.stderr[-3000:]
         assert "+ torch==2.13.0+cpu" in uv_result.stderr
-        downloads = [r for r in pypi.requests + cpu.requests if r.endswith(".whl")]
+        uv_downloads = [r for r in pypi.requests + cpu.requests if r.endswith(".whl")][len(pip_downloads):]
     finally:
         pypi.close()
         cpu.close()
@@ -268,5 +274,7 @@ def test_real_lock_resolves_to_torch_cpu_with_pip_and_uv(tmp_path):
     for planned in (set(plan), set(re.findall(r"^ \+ ([\w.-]+)==", uv_result.stderr, re.M))):
         assert not [n for n in planned if n.startswith("nvidia") or n in ("triton", "cuda-bindings")]
         assert {"numpy", "scipy", "jupyter", "nbconvert", "pytest", "uv"} <= {n.lower() for n in planned}
-    assert downloads == []
+    assert uv_downloads == []
     assert f"torch 2.13.0+cpu   from {cpu.url}" in result.stdout
+    command = next(line for line in result.stdout.splitlines() if "pip install" in line)
+    assert re.search(r"--find-links /\S+torch-wheels.html", command), command  # a local file for pip
