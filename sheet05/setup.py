@@ -764,7 +764,39 @@ def install_notebook_filter(root=ROOT, log=say):
         log("      git: exercise_sheet.ipynb is now compared and committed without outputs and "
             "editor metadata (nbstripout filter in .git/config), so running and saving it in "
             "Jupyter or VS Code leaves git status clean")
+    from sheet05 import gitindex
+
+    gitindex.refresh(os.path.join(root, "exercise_sheet.ipynb"))  # a save in VS Code, say
     return True
+
+
+JUPYTER_HOOK_CONFIG = os.path.join("etc", "jupyter", "jupyter_server_config.py")
+JUPYTER_HOOK = """\
+# Written by ./export.sh (sheet05/setup.py). After Jupyter saves a notebook of the repository
+# that holds this .venv, sheet05/gitindex.py refreshes git's record of it, so that `git status`
+# stays clean when only outputs and editor metadata changed.
+import os as _os
+import runpy as _runpy
+import sys as _sys
+
+_hook = _os.path.join(_os.path.dirname(_sys.prefix), "sheet05", "gitindex.py")
+if _os.path.isfile(_hook):
+    c.ContentsManager.post_save_hook = _runpy.run_path(_hook)["post_save"]
+"""
+
+
+def install_jupyter_hook(venv=VENV):
+    """Jupyter's post-save hook (see sheet05/gitindex.py), in .venv's own Jupyter config."""
+    path = os.path.join(venv, JUPYTER_HOOK_CONFIG)
+    try:
+        with open(path) as f:
+            if f.read() == JUPYTER_HOOK:
+                return
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(JUPYTER_HOOK)
 
 
 # --------------------------------------------------------------------------- main
@@ -796,6 +828,7 @@ def run(opts):
             return 1
     with Step(1, "Python environment (.venv from requirements.txt)"):
         python = step_environment(explicit)
+        install_jupyter_hook()
         install_notebook_filter()
     with Step(2, "TeX toolchain (xelatex, latexmk, pandoc, DejaVu and Latin Modern fonts, LaTeX packages)"):
         step_tex()
