@@ -614,9 +614,9 @@ def build(authors: list[str], notebook: Path = NOTEBOOK, output: Path = OUTPUT,
             executed = BUILD / "exercise_sheet.executed.ipynb"
             nb, ran = executed_notebook(notebook, executed, rerun)
             if not ran:
-                print(f"      unchanged since its last run (notebook, sheet05 modules, requirements, "
-                      f"Python, data manifest): reusing {executed.relative_to(REPO_ROOT)}; --rerun "
-                      "executes it anyway", flush=True)
+                print(f"      no cell changed since its last run (nor the sheet05 modules, requirements, "
+                      f"Python, data manifest): reusing {executed.relative_to(REPO_ROOT)}; "
+                      "./export.sh --rerun executes it anyway", flush=True)
         with step(n + 1, total, "Converting the notebook to PDF (nbconvert + XeLaTeX)"):
             key = content_key([executed, *TEMPLATES.rglob("*.j2"), *TEMPLATES.rglob("*.json"), EXPORT_CODE])
             notebook_part = Part("Part II: Notebook (exercises 2-4; numerical checks of 1, 3 and 5)",

@@ -14,6 +14,7 @@ each time, which covers editors without such a hook (VS Code).
 
 import os
 import subprocess
+import time
 
 
 def _git(args, cwd):
@@ -28,7 +29,12 @@ def refresh(path):
             return False  # not in a git clone, or not tracked
         if _git(["diff", "--quiet", "--", name], folder).returncode != 0:
             return False  # a real change (or the filter failed): leave it to the user
-        return _git(["add", "--", name], folder).returncode == 0
+        for attempt in range(10):
+            result = _git(["add", "--", name], folder)
+            if result.returncode == 0 or "index.lock" not in result.stderr:
+                return result.returncode == 0
+            time.sleep(0.2 * (attempt + 1))  # another git command (git status, an editor's) holds the index
+        return False
     except OSError:  # no git
         return False
 

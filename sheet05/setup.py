@@ -837,7 +837,10 @@ def run(opts):
             raise StepFailed()
     if opts["setup_only"]:
         say("set-up complete (%.1f s): .venv, TeX and the course data are ready." % (time.perf_counter() - started))
-        say("Next: set your two names in authors.txt (once), then ./export.sh builds submission.pdf.")
+        if names_problem({"authors": None, "draft": False}):
+            say("Next: set your two names in authors.txt (once), then ./export.sh builds submission.pdf.")
+        else:
+            say("Next: ./export.sh builds submission.pdf (names from authors.txt).")
         say("  Work in the notebook: .venv/bin/jupyter lab exercise_sheet.ipynb (or VS Code, kernel .venv)")
         say("  Run the tests: .venv/bin/python -m pytest")
         return 0
