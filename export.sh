@@ -5,20 +5,23 @@
 
 usage() {
   cat <<'EOF'
-Usage: ./export.sh [--authors "First Member" "Second Member"] [--rerun] [--setup-only] [--dry-run]
+Usage: ./export.sh [--authors "Your Name" "Your Partner's Name"] [--draft] [--rerun] [--setup-only] [--dry-run]
 
 Builds submission.pdf: Python environment (.venv from requirements.txt, with uv if it is on
 the PATH, else with pip) -> TeX toolchain ->
 course data (fetched, checksum-verified) -> execute the notebook -> notebook PDF -> theory
 PDF and appendix -> title page, contents and merge. submission.pdf is replaced only if every
-step succeeds.
+step succeeds. Set your two names once in authors.txt first: without them it stops at once.
 
   --authors A B   the two names for the title page (default: the names in authors.txt)
+  --draft         build draft.pdf, marked DRAFT on its title page, even without both names
+                  (submission.pdf is left as it is)
   --rerun         execute the notebook even if nothing it depends on has changed (by default
-                  the last executed copy is reused when the notebook, the sheet05 modules it
+                  the last executed copy is reused when the notebook's cells, the sheet05 modules it
                   imports, requirements.txt, the Python version and the data manifest are
                   unchanged)
-  --setup-only    steps 1-3 only (the set-up the tests need)
+  --setup-only    steps 1-3 only: .venv, TeX check, course data (what the notebook in
+                  Jupyter and the tests need); no names needed
   --dry-run       change nothing: show what step 1 would download and install (pip's plan,
                   made in a throwaway environment; report in build/setup-dry-run.json)
   -h, --help      this text

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sheet05.authors import AuthorsError, check_names
 from sheet05.report import latex_escape
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,9 +42,9 @@ THEORY_DIR = REPO_ROOT / "theory"
 AUTHORS_FILE = REPO_ROOT / "authors.txt"
 BUILD = REPO_ROOT / "build"
 OUTPUT = REPO_ROOT / "submission.pdf"
+DRAFT_OUTPUT = REPO_ROOT / "draft.pdf"  # --draft: never replaces submission.pdf
 LATEX_OUTPUT = {".pdf", ".aux", ".log", ".fls", ".fdb_latexmk", ".out", ".toc", ".xdv", ".gz"}
 EXPORT_CODE = Path(__file__).resolve()  # the build's own code is part of every PDF's cache key
-PLACEHOLDER_AUTHORS = ["First Member", "Second Member"]
 
 COURSE = "Machine Learning and Physics (Heidelberg University, winter term 2025/26)"
 SHEET = "Exercise sheet 5: logistic sigmoid, lie detection, log-sum-exp, linear regions"
@@ -92,10 +93,12 @@ def step(number: int, total: int, title: str):
 
 def read_authors(path: Path = AUTHORS_FILE) -> list[str]:
     """The group members' names: one per non-empty, non-comment line of authors.txt."""
-    if not path.is_file():
-        raise BuildError(f"{path} is missing: put one name per line, or pass --authors A B")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
+    from sheet05.authors import read_authors as read
+
+    try:
+        return read(str(path))
+    except AuthorsError as err:
+        raise BuildError(str(err)) from None
 
 
 def run_latexmk(tex: Path, pretex: str = "") -> Path:
@@ -229,10 +232,28 @@ def content_key(paths: list[Path], *extra: str) -> str:
     return digest.hexdigest()
 
 
+def notebook_cells(notebook: Path = NOTEBOOK) -> str:
+    """What of the notebook its executed copy depends on: every cell's type, source, tags and
+    attachments, in order (as JSON).
+
+    Not its outputs, execution counts, ids or metadata: Jupyter and VS Code rewrite those on
+    every save (the kernel's name and Python version, timings, collapsed views), and the
+    export executes the notebook afresh anyway. The tags stay in: they decide what the PDF
+    shows (the code of cells tagged "prose" is hidden).
+    """
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    return json.dumps([[cell.cell_type, cell.source, sorted(cell.metadata.get("tags", [])),
+                        cell.get("attachments", {})] for cell in cells], sort_keys=True)
+
+
 def notebook_key(notebook: Path = NOTEBOOK, root: Path = REPO_ROOT) -> str:
-    """Cache key of the executed notebook: its inputs, the Python version and what selects the
-    BLAS kernel (the numbers of the shuffled-label control follow the kernel's round-off)."""
-    return content_key(notebook_inputs(notebook, root), sys.version, platform.machine(),
+    """Cache key of the executed notebook: its cells (see notebook_cells), the other inputs
+    (see notebook_inputs), the Python version and what selects the BLAS kernel (the numbers of
+    the shuffled-label control follow the kernel's round-off)."""
+    others = [path for path in notebook_inputs(notebook, root) if path != notebook]
+    return content_key(others, notebook_cells(notebook), sys.version, platform.machine(),
                        os.environ.get("OPENBLAS_CORETYPE", ""))
 
 
@@ -502,9 +523,10 @@ def _includepdf(part: Part, label: str, filename: str) -> str:
     )
 
 
-def assemble(parts: list[Part], authors: list[str], workdir: Path, answers: str = "") -> Path:
+def assemble(parts: list[Part], authors: list[str], workdir: Path, answers: str = "",
+             draft: bool = False) -> Path:
     """One LaTeX document: title page with names and contents, the LaTeX of the answer page
-    (`answers`, see answers_page), then every part's pages."""
+    (`answers`, see answers_page), then every part's pages. A `draft` says DRAFT on page 1."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     names = r" \\[0.4em] ".join(latex_escape(a) for a in authors)
@@ -528,7 +550,7 @@ def assemble(parts: list[Part], authors: list[str], workdir: Path, answers: str 
 \begin{{document}}
 \thispagestyle{{empty}}
 \begin{{center}}
-{{\sffamily\large {latex_escape(COURSE)}\par}}
+{DRAFT_MARK if draft else ""}{{\sffamily\large {latex_escape(COURSE)}\par}}
 \vspace{{1.2em}}
 {{\sffamily\bfseries\LARGE {latex_escape(SHEET)}\par}}
 \vspace{{1.6em}}
@@ -548,6 +570,10 @@ and the helper code that results depend on. Every sub-question is listed below w
         encoding="utf-8",
     )
     return run_latexmk(workdir / "submission.tex")
+
+
+DRAFT_MARK = (r"{\sffamily\bfseries\Huge DRAFT\par}\vspace{0.3em}"
+              r"{\sffamily\small not for submission: built with ./export.sh --draft\par}\vspace{1.2em}" "\n")
 
 
 def replace_atomically(built: Path, target: Path = OUTPUT) -> None:
@@ -576,7 +602,7 @@ def _theory_and_appendix(notebook: Path):
 
 
 def build(authors: list[str], notebook: Path = NOTEBOOK, output: Path = OUTPUT,
-          first_step: int = 4, total: int = 7, rerun: bool = False) -> Path:
+          first_step: int = 4, total: int = 7, rerun: bool = False, draft: bool = False) -> Path:
     if len(authors) != 2 or not all(a.strip() for a in authors):
         raise BuildError(f"need exactly two non-empty names (a group of two), got {authors!r}")
     n = first_step
@@ -588,9 +614,9 @@ def build(authors: list[str], notebook: Path = NOTEBOOK, output: Path = OUTPUT,
             executed = BUILD / "exercise_sheet.executed.ipynb"
             nb, ran = executed_notebook(notebook, executed, rerun)
             if not ran:
-                print(f"      unchanged since its last run (notebook, sheet05 modules, requirements, "
-                      f"Python, data manifest): reusing {executed.relative_to(REPO_ROOT)}; --rerun "
-                      "executes it anyway", flush=True)
+                print(f"      no cell changed since its last run (nor the sheet05 modules, requirements, "
+                      f"Python, data manifest): reusing {executed.relative_to(REPO_ROOT)}; "
+                      "./export.sh --rerun executes it anyway", flush=True)
         with step(n + 1, total, "Converting the notebook to PDF (nbconvert + XeLaTeX)"):
             key = content_key([executed, *TEMPLATES.rglob("*.j2"), *TEMPLATES.rglob("*.json"), EXPORT_CODE])
             notebook_part = Part("Part II: Notebook (exercises 2-4; numerical checks of 1, 3 and 5)",
@@ -603,7 +629,7 @@ def build(authors: list[str], notebook: Path = NOTEBOOK, output: Path = OUTPUT,
             part.entries = outline_entries(part.pdf)
         answers = answers_page(notebook_answers(nb), "part0", theory.entries,
                                f"part{parts.index(notebook_part)}", notebook_part.pdf)
-        pdf = assemble(parts, authors, BUILD / "submission", answers)
+        pdf = assemble(parts, authors, BUILD / "submission", answers, draft=draft)
         replace_atomically(pdf, output)
     return output
 
@@ -616,18 +642,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--total-steps", type=int, default=7)
     parser.add_argument("--rerun", action="store_true",
                         help="execute the notebook even if nothing it depends on has changed")
+    parser.add_argument("--draft", action="store_true",
+                        help=f"build {DRAFT_OUTPUT.name}, marked DRAFT, even without both names")
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    output = DRAFT_OUTPUT if args.draft else OUTPUT
     try:
-        authors = args.authors or read_authors()
-        if authors == PLACEHOLDER_AUTHORS:
-            print(f"warning: {AUTHORS_FILE.name} still holds the placeholder names; set the two "
-                  "names there or pass --authors", file=sys.stderr)
-        out = build(authors, first_step=args.first_step, total=args.total_steps, rerun=args.rerun)
+        try:
+            authors = check_names(args.authors, draft=args.draft, path=str(AUTHORS_FILE))
+        except AuthorsError as err:
+            raise BuildError(f"no names for the title page yet.\n  {err}") from None
+        out = build(authors, output=output, first_step=args.first_step, total=args.total_steps,
+                    rerun=args.rerun, draft=args.draft)
     except BuildError as err:
-        print(f"\nexport failed: {err}\n{OUTPUT.name} was left as it was.", file=sys.stderr)
+        print(f"\nexport failed: {err}\n{output.name} was left as it was (nothing was replaced).",
+              file=sys.stderr)
         return 1
-    print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
+    where = out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out
+    if args.draft:
+        print(f"wrote {where}, a DRAFT (its title page says so; {OUTPUT.name} was left as it was), "
+              f"in {time.perf_counter() - start:.1f} s")
+    else:
+        print(f"wrote {where} in {time.perf_counter() - start:.1f} s: the PDF to hand in "
+              f"(names on page 1: {authors[0]}, {authors[1]})")
     return 0
 
 

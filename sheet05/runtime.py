@@ -1,11 +1,52 @@
-"""How the notebook treats the machine's memory (no result depends on it)."""
+"""How the notebook runs: figures at print size, one BLAS thread, memory given back.
+
+The notebook's first code cell calls `set_up_notebook()`; everything it does, and why, is in
+that function's docstring.
+"""
 
 import ctypes
+import os
 import sys
 
-__appendix__ = []  # no result depends on this module (see export.appendix_chunks)
+# The set-up is printed in the appendix: it fixes the BLAS threads (the shuffled-label numbers
+# follow the BLAS kernel's round-off) and the figures' print size.
+__appendix__ = ["set_up_notebook"]
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+TEXT_WIDTH = 6.8  # inches: the width of the PDF's text, the widest a figure is drawn
+
+
+def set_up_notebook() -> None:
+    """Prepare the kernel for the notebook: figures, threads and memory. Called once, in the
+    first code cell; running it again changes nothing.
+
+    * Figures are rendered once, in the format that is used: PNG in Jupyter, vector PDF when
+      ./export.sh executes the notebook for the submission (it sets SHEET05_EXPORT=1).
+    * Figures are drawn at the size they are printed (at most TEXT_WIDTH, the PDF's text
+      width), with 7-8 pt text, so that 7-8 pt here is 7-8 pt on the A4 page.
+    * One thread per BLAS and OpenMP call: threads within one small fit fight over the cores
+      (several times slower on 2 cores), so independent fits run side by side instead
+      (exercise 2), and every run uses the same BLAS code path, so the same round-off.
+      threadpoolctl limits the libraries loaded already (numpy's OpenBLAS); the ones loaded
+      later (scipy's OpenBLAS, the OpenMP of scikit-learn and PyTorch) read the environment
+      variables set here when they load. So this cell need not load them, which would keep
+      it silent for seconds.
+    * Large freed arrays go back to the operating system (Linux with glibc), which keeps the
+      notebook's peak memory below 0.8 GB (see return_freed_arrays_to_the_os).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+    from threadpoolctl import threadpool_limits
+
+    set_matplotlib_formats("pdf" if os.environ.get("SHEET05_EXPORT") else "png")
+    plt.rcParams.update({"figure.dpi": 110, "figure.constrained_layout.use": True,
+                         "savefig.bbox": "tight", "savefig.pad_inches": 0.02, "font.size": 8,
+                         "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
+                         "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 8.5})
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
+    threadpool_limits(limits=1)
+    return_freed_arrays_to_the_os()
 
 
 def return_freed_arrays_to_the_os(threshold: int = 1 << 20) -> bool:

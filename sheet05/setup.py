@@ -131,13 +131,14 @@ class Step(object):
 
 
 def parse_args(argv):
-    opts = {"authors": None, "setup_only": False, "dry_run": False, "rerun": False}
+    opts = {"authors": None, "setup_only": False, "dry_run": False, "rerun": False, "draft": False}
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--authors":
             if len(argv) - i < 3:
-                raise UsageError('--authors needs two names, e.g. --authors "Ada Lovelace" "Alan Turing"')
+                raise UsageError('--authors needs two names, e.g. --authors "Your Name" "Your Partner\'s Name" '
+                                 "(with your real names; or set them once in authors.txt)")
             opts["authors"] = [argv[i + 1], argv[i + 2]]
             i += 3
         elif arg == "--setup-only":
@@ -148,6 +149,9 @@ def parse_args(argv):
             i += 1
         elif arg == "--rerun":
             opts["rerun"] = True
+            i += 1
+        elif arg == "--draft":
+            opts["draft"] = True
             i += 1
         else:
             raise UsageError("unknown argument '%s' %s" % (arg, USAGE_HINT))
@@ -448,8 +452,8 @@ def torch_find_links(workdir, log=say):
                 time.sleep(2)
     if last is not None:
         note = _reason(last)
-        log("      note: could not read %s (%s); pip looks for torch only where its own "
-            "configuration says" % (source, note))
+        log("      note: could not read %s (%s). The set-up goes on without it: if pip "
+            "finds torch %s nowhere else, the error below says how to get it." % (source, note, pinned_torch() or ""))
         return [], source, note
     page, names = torch_links_page(text, final_url)
     version = pinned_torch()
@@ -980,7 +984,111 @@ def step_tex():
     raise SetupError(tex_advice(missing))
 
 
+# --------------------------------------------------------------------------- git: notebook filter
+
+# nbstripout, from .venv, as git's filter for *.ipynb (.gitattributes names it): git sees and
+# commits the notebook without its outputs, execution counts, cell ids as editors number them,
+# and the metadata that Jupyter and VS Code rewrite on every save (the kernel's name, which
+# differs by editor, and language_info, which holds the Python version of each machine).
+# Opening, running and saving the notebook therefore leaves `git status` clean. A relative
+# path: git runs filters in the top folder of the repository, so a moved clone keeps working.
+# Not "required": if .venv is broken, git still works (and prints the filter's error).
+NOTEBOOK_FILTER_PYTHON = ".venv/bin/python"
+NOTEBOOK_FILTER_EXTRA_KEYS = (
+    "metadata.kernelspec metadata.language_info.codemirror_mode metadata.language_info.file_extension "
+    "metadata.language_info.mimetype metadata.language_info.nbconvert_exporter "
+    "metadata.language_info.pygments_lexer metadata.language_info.version metadata.vscode "
+    "cell.metadata.jupyter.outputs_hidden"
+)
+NOTEBOOK_FILTER = (
+    ("filter.nbstripout.clean", NOTEBOOK_FILTER_PYTHON + " -m nbstripout"),
+    ("filter.nbstripout.smudge", "cat"),
+    ("filter.nbstripout.extrakeys", NOTEBOOK_FILTER_EXTRA_KEYS),
+    ("diff.ipynb.textconv", NOTEBOOK_FILTER_PYTHON + " -m nbstripout -t"),
+)
+
+
+def _git(args, root):
+    return subprocess.run(["git"] + args, cwd=root, capture_output=True, text=True)
+
+
+def is_git_top(root=ROOT):
+    """Whether `root` is the top folder of a git clone (not a "Download ZIP" copy)."""
+    if shutil.which("git") is None:
+        return False
+    result = _git(["rev-parse", "--show-toplevel"], root)
+    return result.returncode == 0 and os.path.realpath(result.stdout.strip()) == os.path.realpath(root)
+
+
+def install_notebook_filter(root=ROOT, log=say):
+    """Set NOTEBOOK_FILTER in the clone's own git config (.git/config); True if it is in place.
+
+    Does nothing outside a git clone. Changes only the keys that differ, and says so once.
+    """
+    if not is_git_top(root):
+        return False
+    changed = False
+    for key, value in NOTEBOOK_FILTER:
+        if _git(["config", "--local", "--get", key], root).stdout.strip() != value:
+            result = _git(["config", "--local", key, value], root)
+            if result.returncode != 0:
+                log("      note: could not set up git's notebook filter (%s); git status may show "
+                    "exercise_sheet.ipynb as changed after you save it in Jupyter"
+                    % (result.stderr.strip() or "git config failed"))
+                return False
+            changed = True
+    if changed:
+        log("      git: exercise_sheet.ipynb is now compared and committed without outputs and "
+            "editor metadata (nbstripout filter in .git/config), so running and saving it in "
+            "Jupyter or VS Code leaves git status clean")
+    from sheet05 import gitindex
+
+    gitindex.refresh(os.path.join(root, "exercise_sheet.ipynb"))  # a save in VS Code, say
+    return True
+
+
+JUPYTER_HOOK_CONFIG = os.path.join("etc", "jupyter", "jupyter_server_config.py")
+JUPYTER_HOOK = """\
+# Written by ./export.sh (sheet05/setup.py). After Jupyter saves a notebook of the repository
+# that holds this .venv, sheet05/gitindex.py refreshes git's record of it, so that `git status`
+# stays clean when only outputs and editor metadata changed.
+import os as _os
+import runpy as _runpy
+import sys as _sys
+
+_hook = _os.path.join(_os.path.dirname(_sys.prefix), "sheet05", "gitindex.py")
+if _os.path.isfile(_hook):
+    c.ContentsManager.post_save_hook = _runpy.run_path(_hook)["post_save"]
+"""
+
+
+def install_jupyter_hook(venv=VENV):
+    """Jupyter's post-save hook (see sheet05/gitindex.py), in .venv's own Jupyter config."""
+    path = os.path.join(venv, JUPYTER_HOOK_CONFIG)
+    try:
+        with open(path) as f:
+            if f.read() == JUPYTER_HOOK:
+                return
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(JUPYTER_HOOK)
+
+
 # --------------------------------------------------------------------------- main
+
+
+def names_problem(opts):
+    """Why the build would stop for want of names (None if it would not): checked before the
+    set-up, so that nobody waits minutes for a build that cannot put their names on page 1."""
+    from sheet05.authors import AuthorsError, check_names
+
+    try:
+        check_names(opts["authors"], draft=opts["draft"])
+    except AuthorsError as err:
+        return "no names for the title page yet.\n  %s" % err
+    return None
 
 
 def run(opts):
@@ -990,15 +1098,28 @@ def run(opts):
         with Step(1, "Python environment, dry run (what pip would install; nothing is changed)"):
             dry_run()
         return 0
+    if not opts["setup_only"]:
+        authors_problem = names_problem(opts)
+        if authors_problem:
+            warn("error: %s\nsubmission.pdf was left as it was." % authors_problem)
+            return 1
     with Step(1, "Python environment (.venv from requirements.txt)"):
         python = step_environment(explicit)
+        install_jupyter_hook()
+        install_notebook_filter()
     with Step(2, "TeX toolchain (xelatex, latexmk, pandoc, DejaVu and Latin Modern fonts, LaTeX packages)"):
         step_tex()
     with Step(3, "Course data for exercise 2 (data/lie_detection, SHA-256 verified)"):
         if subprocess.run([python, "-m", "sheet05.data", "fetch"], cwd=ROOT).returncode != 0:
             raise StepFailed()
     if opts["setup_only"]:
-        say("set-up complete (%.1f s)" % (time.perf_counter() - started))
+        say("set-up complete (%.1f s): .venv, TeX and the course data are ready." % (time.perf_counter() - started))
+        if names_problem({"authors": None, "draft": False}):
+            say("Next: set your two names in authors.txt (once), then ./export.sh builds submission.pdf.")
+        else:
+            say("Next: ./export.sh builds submission.pdf (names from authors.txt).")
+        say("  Work in the notebook: .venv/bin/jupyter lab exercise_sheet.ipynb (or VS Code, kernel .venv)")
+        say("  Run the tests: .venv/bin/python -m pytest")
         return 0
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -1008,6 +1129,8 @@ def run(opts):
         cmd += ["--authors"] + opts["authors"]
     if opts["rerun"]:
         cmd.append("--rerun")
+    if opts["draft"]:
+        cmd.append("--draft")
     rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
     if rc == 0:
         say("total %.1f s" % (time.perf_counter() - started))

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 # What a copy leaves out when the repository is not a git checkout (a "Download ZIP" copy):
 # the same as .gitignore, fixed here so that no git is needed.
 IGNORED_NAMES = {".git", ".venv", "build", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache",
-                 "submission.pdf", "build-apt.log"}
+                 "submission.pdf", "draft.pdf", "build-apt.log"}
 IGNORED_PATHS = {"data/lie_detection", "theory/theory.pdf"}
 IGNORED_SUFFIXES = {".pyc"}
 IGNORED_THEORY_SUFFIXES = {".aux", ".log", ".fls", ".fdb_latexmk", ".out", ".toc", ".xdv"}

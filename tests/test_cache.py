@@ -115,3 +115,57 @@ def test_helper_imports_in_every_form(tmp_path):
     code = ("from sheet05.a import x\nimport sheet05.b\nfrom sheet05 import (c,\n    d as dd)\n"
             "from .e import y\nfrom sheet05 import nonexistent\n")
     assert export.helper_imports(code, tmp_path) == ["a", "b", "e", "c", "d"]
+
+
+def saved_by_an_editor(path, execution_count=1):
+    """The notebook as Jupyter or VS Code saves it after running it: outputs, execution counts,
+    new cell ids, the kernel's metadata (with this machine's Python version) and view state."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                                    "mimetype": "text/x-python", "name": "python", "pygments_lexer": "ipython3",
+                                    "nbconvert_exporter": "python", "version": "3.12.9"}
+    nb.metadata["vscode"] = {"interpreter": {"hash": "0" * 64}}
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"edited-{i}"
+        cell.metadata.update({"scrolled": True, "collapsed": False,
+                              "execution": {"iopub.execute_input": "2026-12-01T08:00:00.000Z"}})
+        if cell.cell_type == "code":
+            cell.execution_count = execution_count
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"run {execution_count}\n"),
+                            nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
+    nbformat.write(nb, path)
+
+
+def test_saving_with_outputs_and_editor_metadata_reuses_the_cache(tree, runs):
+    """Running and saving the notebook in an editor changes nothing the outputs depend on."""
+    notebook = tree / "exercise_sheet.ipynb"
+    assert build(tree) is True and len(runs) == 1
+    before = notebook.read_bytes()
+    saved_by_an_editor(notebook)
+    assert notebook.read_bytes() != before
+    assert build(tree) is False and len(runs) == 1
+    saved_by_an_editor(notebook, execution_count=7)   # run again, saved again
+    assert build(tree) is False and len(runs) == 1
+
+
+@pytest.mark.parametrize("change", ["source", "markdown", "type", "order", "new cell", "tags"])
+def test_a_changed_cell_executes_it_again(tree, runs, change):
+    """The key is every cell's type, source and tags, in order."""
+    notebook = tree / "exercise_sheet.ipynb"
+    build(tree)
+    nb = nbformat.read(notebook, as_version=4)
+    if change == "source":
+        nb.cells[1].source = nb.cells[1].source.replace("print(1)", "print(2)")
+    elif change == "markdown":
+        nb.cells[0].source += " (edited)"
+    elif change == "type":
+        nb.cells[0] = nbformat.v4.new_code_cell(nb.cells[0].source)
+    elif change == "order":
+        nb.cells.reverse()
+    elif change == "new cell":
+        nb.cells.append(nbformat.v4.new_code_cell(""))
+    elif change == "tags":
+        nb.cells[1].metadata["tags"] = ["prose"]   # decides whether the PDF shows the code
+    nbformat.write(nb, notebook)
+    assert build(tree) is True and len(runs) == 2
