@@ -155,6 +155,65 @@ def test_bad_latex_is_reported_with_its_error(tmp_path):
         export.run_latexmk(tex)
 
 
+# Excerpts of real XeLaTeX logs (-file-line-error, as run_latexmk runs it) from TeX Live 2020
+# (Debian 11, as Ubuntu 22.04), 2022 (Debian 12), 2024 (Debian 13) and 2026 (Debian testing).
+# Since expl3 2025-01 a package error's text starts on the line after "Package fontspec Error:".
+LATEX_LOGS = REPO / "tests" / "latex_logs"
+LOG_YEARS = ("2020", "2022", "2024", "2026")
+# per document: what the reported error must say, and where
+LOG_REASONS = {
+    "fontspec": (['The font "DejaVu Serif" cannot', "be found"], "fontspec.tex:4"),
+    "undefined": (["Undefined control sequence", "\\undefinedmacro"], "undefined.tex:3"),
+    "missingsty": (["File `nosuchpackage.sty' not found"], "missingsty.tex:3"),
+}
+
+
+def one_line(text):
+    return " ".join(text.replace("(fontspec)", " ").split())
+
+
+@pytest.mark.parametrize("year", LOG_YEARS)
+@pytest.mark.parametrize("document", sorted(LOG_REASONS))
+def test_latex_error_is_reported_with_its_reason_and_place(year, document):
+    log = (LATEX_LOGS / f"texlive{year}-{document}.log").read_text(encoding="utf-8")
+    errors = export.latex_errors(log)
+    assert errors, log
+    reported = one_line("\n".join(errors))
+    phrases, place = LOG_REASONS[document]
+    for phrase in phrases:
+        assert one_line(phrase) in reported, (phrase, errors)
+    assert place in reported, errors
+    assert "For immediate help" not in reported and "Here is how much" not in reported
+
+
+def test_log_without_errors_gives_none():
+    assert export.latex_errors("This is XeTeX, Version 3.141592653\nOutput written on x.xdv (1 page).\n") == []
+
+
+def test_fontspec_error_shows_the_font_here(tmp_path):
+    """The same on this machine's TeX Live, through run_latexmk: the font's name and the line."""
+    tex = tmp_path / "byname.tex"
+    tex.write_text("\\documentclass{article}\n\\usepackage{fontspec}\n\\setmainfont{No Such Font Family}\n"
+                   "\\begin{document}x\\end{document}\n")
+    with pytest.raises(export.BuildError) as err:
+        export.run_latexmk(tex)
+    message = one_line(str(err.value))
+    assert 'The font "No Such Font Family" cannot be found' in message, message
+    assert "byname.tex:" in message
+
+
+def test_split_stream_outputs_are_typeset_as_one():
+    """A cell's printed text, split into chunks by timing, gives the same LaTeX as one chunk."""
+    def notebook(chunks):
+        outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in chunks]
+        return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('a'); print('b')", outputs=outputs)])
+
+    merged, _ = export.notebook_latex(notebook(["first line\nsecond line\n"]))
+    split, _ = export.notebook_latex(notebook(["first line\n", "second line\n"]))
+    assert split == merged
+    assert merged.count("first line") == 1
+
+
 def test_missing_glyph_is_an_error(tmp_path):
     tex = tmp_path / "glyph.tex"
     tex.write_text("\\documentclass{article}\\usepackage{fontspec}\\setmainfont{lmroman10-regular.otf}"

@@ -70,15 +70,22 @@ def test_export_ran_in_the_emulations(exported):
 
 def test_fonts_load_by_file_name_without_system_fonts(tmp_path, monkeypatch):
     """Every document of the build compiles when fontconfig sees no fonts (as MacTeX's fonts
-    are invisible to CoreText): they load fonts by file name, which kpathsea finds."""
+    are invisible to CoreText) and kpathsea searches no system font folder (OSFONTDIR is
+    Debian's addition; TeX Live from tug.org, MacTeX, Fedora and Arch have none): they load
+    TeX Live's fonts by file name and DejaVu from matplotlib's copy in .venv."""
     monkeypatch.setenv("FONTCONFIG_FILE", fontconfig_without_fonts(tmp_path / "fontconfig"))
-    # the emulation is real: a font by family name is not found any more
+    (tmp_path / "no-os-fonts").mkdir()
+    monkeypatch.setenv("OSFONTDIR", str(tmp_path / "no-os-fonts"))
+    # the emulation is real: a font by family name is not found any more, nor DejaVu by file
+    # name (unless this TeX Live has a copy in its own tree)
     probe = tmp_path / "probe" / "byname.tex"
     probe.parent.mkdir()
     probe.write_text("\\documentclass{article}\\usepackage{fontspec}\\setmainfont{DejaVu Serif}"
                      "\\begin{document}x\\end{document}\n")
-    with pytest.raises(export.BuildError, match="cannot be found"):
+    with pytest.raises(export.BuildError, match='The font "DejaVu Serif" cannot'):
         export.run_latexmk(probe)
+    found = subprocess.run(["kpsewhich", "DejaVuSerif.ttf"], capture_output=True, text=True).stdout.strip()
+    assert not found.startswith("/usr/share/fonts"), found
 
     theory = export.Part("Part I: Theory", export.theory_pdf(tmp_path / "theory"))
     nb = nbformat.v4.new_notebook(cells=[
