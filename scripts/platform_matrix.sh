@@ -28,7 +28,7 @@
 # appends one row to the table: userland, Python, pandoc, TeX Live, torch build, result, date.
 set -uo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
+REPO=${MATRIX_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 MATRIX_DIR=${MATRIX_DIR:-/var/tmp/sheet05-matrix}
 MATRIX_USERS=${MATRIX_USERS:-root student}
 MATRIX_RESULTS=${MATRIX_RESULTS:-$MATRIX_DIR/results.md}
