@@ -81,6 +81,7 @@ mount_chroot() {
   mountpoint -q "$dir/dev/pts" || mount -t devpts devpts "$dir/dev/pts" 2>/dev/null || true
   mountpoint -q "$dir/sys" || mount --bind /sys "$dir/sys"
   cp /etc/resolv.conf "$dir/etc/resolv.conf"
+  trust_local_cas "$1"
   if [ -n "${LIE_DETECTION_MIRROR:-}" ]; then
     mkdir -p "$dir/mnt/lie_detection"
     mountpoint -q "$dir/mnt/lie_detection" || mount --bind -o ro "$LIE_DETECTION_MIRROR" "$dir/mnt/lie_detection"
@@ -94,6 +95,20 @@ mount_chroot() {
   mkdir -p "$MATRIX_DIR/pip-cache" "$dir/mnt/pip-cache"
   chmod 1777 "$MATRIX_DIR/pip-cache"
   mountpoint -q "$dir/mnt/pip-cache" || mount --bind "$MATRIX_DIR/pip-cache" "$dir/mnt/pip-cache"
+}
+
+# CA certificates added on this machine (a network that inspects TLS has its own): the chroot
+# reaches PyPI through the same network, so it trusts them too (pip is told with PIP_CERT).
+trust_local_cas() {
+  local dir
+  dir=$(chroot_dir "$1")
+  ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1 || return 0
+  [ -x "$dir/usr/sbin/update-ca-certificates" ] || return 0
+  mkdir -p "$dir/usr/local/share/ca-certificates"
+  if ! cmp -s <(cat /usr/local/share/ca-certificates/*.crt) <(cat "$dir"/usr/local/share/ca-certificates/*.crt 2>/dev/null); then
+    cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
+    in_chroot "$1" update-ca-certificates >/dev/null 2>&1
+  fi
 }
 
 umount_chroot() {
@@ -170,18 +185,18 @@ build_python311() {  # CPython 3.11 from Debian's source into /opt/python3.11 (a
 # repository that is tested pins PyPI's torch==2.13.0 instead (on Linux the CUDA build,
 # about 2.7 GB with its nvidia-* packages): the table says so, and the test that checks the pin
 # in requirements.txt then fails there by construction.
-# Prints the torch build used; sets TORCH_ENV (extra environment for the README commands).
-provide_torch() {  # provide_torch SUITE REPO_COPY PYTHON_TAG (e.g. cp311)
-  local suite=$1 copy=$2 tag=$3 wheel
+# Sets TORCH_ENV (extra environment for the README commands) and TORCH_BUILD (for the table).
+provide_torch() {  # provide_torch REPO_COPY PYTHON_TAG (e.g. cp311)
+  local copy=$1 tag=$2 wheel
   TORCH_ENV=""
   wheel=$(ls "${MATRIX_TORCH_WHEELS:-/nonexistent}"/torch-2.13.0+cpu-"$tag"-"$tag"-*.whl 2>/dev/null | head -1)
   if [ -n "$wheel" ]; then
     TORCH_ENV="TORCH_WHEELS=/mnt/wheels"
-    echo "2.13.0+cpu ($(basename "$wheel"))"
+    TORCH_BUILD="2.13.0+cpu (CPU wheel, $tag)"
   else
     sed -i 's/^torch==2\.13\.0+cpu ; sys_platform == "linux"$/torch==2.13.0 ; sys_platform == "linux"/' \
       "$copy/requirements.txt"
-    echo "2.13.0 from PyPI (CUDA build; no CPU wheel for $tag here)"
+    TORCH_BUILD="2.13.0 from PyPI (CUDA build: no CPU wheel for $tag here)"
   fi
 }
 
@@ -207,7 +222,8 @@ python_for() {  # the interpreter that export.sh will pick in the chroot, as "pa
 versions_of() {  # "pandoc | TeX Live" in the chroot
   local pandoc tl
   pandoc=$(in_chroot "$1" pandoc --version | head -1 | awk '{print $2}')
-  tl=$(in_chroot "$1" xelatex --version | head -1 | grep -oE 'TeX Live [0-9]{4}' | awk '{print $3}')
+  # TeX Live's release, from Debian's package version (2024.20250309-2: TeX Live 2024)
+  tl=$(in_chroot "$1" dpkg-query -W -f='${Version}' texlive-base | cut -c1-4)
   echo "$pandoc|$tl"
 }
 
@@ -244,21 +260,26 @@ run_as() {  # run_as SUITE USER: both README commands in a fresh copy; prints "t
   pyv=$(python_for "$suite" | awk '{print $2}')
   py_minor=$(echo "$pyv" | cut -d. -f2)
   tag="cp3$py_minor"
-  torch=$(provide_torch "$suite" "$copy" "$tag")
+  provide_torch "$copy" "$tag"
+  torch=$TORCH_BUILD
   [ "$py_minor" -gt 13 ] && open_python_range "$copy" "$py_minor"
   [ "$user" = root ] || in_chroot "$suite" chown -R "$user:$user" "$home/sheet05"
+  # numeric ids: the user exists in the chroot only
+  local ids
+  ids=$(in_chroot "$suite" sh -c "echo \$(id -u $user):\$(id -g $user)")
   log_e=$LOGS/$suite-$user-export.log
   log_t=$LOGS/$suite-$user-tests.log
   local env="HOME=$home USER=$user LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
-    LIE_DETECTION_MIRROR=/mnt/lie_detection PIP_CACHE_DIR=/mnt/pip-cache $TORCH_ENV"
+    LIE_DETECTION_MIRROR=/mnt/lie_detection PIP_CACHE_DIR=/mnt/pip-cache $TORCH_ENV
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt"
   log "$suite/$user: ./export.sh (Python $pyv, torch $torch)"
   # shellcheck disable=SC2086  # env is a list of words
-  chroot --userspec="$user:$user" "$dir" /usr/bin/env -i $env sh -c \
+  chroot --userspec="$ids" --groups="${ids#*:}" "$dir" /usr/bin/env -i $env sh -c \
     "cd $home/sheet05 && ./export.sh --authors 'First Member' 'Second Member'" >"$log_e" 2>&1
   rc_e=$?
   log "$suite/$user: ./export.sh --setup-only && .venv/bin/python -m pytest"
   # shellcheck disable=SC2086
-  chroot --userspec="$user:$user" "$dir" /usr/bin/env -i $env sh -c \
+  chroot --userspec="$ids" --groups="${ids#*:}" "$dir" /usr/bin/env -i $env sh -c \
     "cd $home/sheet05 && ./export.sh --setup-only && .venv/bin/python -m pytest" >"$log_t" 2>&1
   rc_t=$?
   mkdir -p "$MATRIX_DIR/pdfs"
@@ -277,6 +298,8 @@ reference_pdf() {  # this machine's PDF of the same commit, built once
   mkdir -p "$MATRIX_DIR/pdfs"
   log "this machine: ./export.sh (the reference PDF)"
   copy_repo "$copy"
+  # the repository's own .venv, if it is set up, spares a second install (export.sh checks it)
+  [ -x "$REPO/.venv/bin/python" ] && ln -s "$REPO/.venv" "$copy/.venv"
   (cd "$copy" && LIE_DETECTION_MIRROR=${LIE_DETECTION_MIRROR:-} TORCH_WHEELS=${MATRIX_TORCH_WHEELS:-} \
      ./export.sh --authors 'First Member' 'Second Member') >"$LOGS/host-export.log" 2>&1 \
     || die "the reference export failed on this machine (log: $LOGS/host-export.log)"
