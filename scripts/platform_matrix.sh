@@ -151,6 +151,11 @@ build_chroot() {
   { in_chroot "$suite" apt-get update -qq &&
     in_chroot "$suite" apt-get install -y -qq --no-install-recommends $(apt_packages "$suite"); } \
     >"$LOGS/$suite-apt.log" 2>&1 || die "$suite: apt-get failed (log: $LOGS/$suite-apt.log)"
+  # No DejaVu from the system (fontconfig pulls it in): the build must take matplotlib's copy.
+  local dejavu
+  dejavu=$(in_chroot "$suite" dpkg-query -W -f='${Package} ${Status}\n' 'fonts-dejavu*' 2>/dev/null | awk '/ installed$/{print $1}')
+  # shellcheck disable=SC2086  # one word per package
+  [ -z "$dejavu" ] || in_chroot "$suite" apt-get remove -y -qq $dejavu >>"$LOGS/$suite-apt.log" 2>&1
   if needs_built_python "$suite"; then
     build_python311 "$suite"
   fi
