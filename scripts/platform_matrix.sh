@@ -237,8 +237,9 @@ copy_repo() {  # copy_repo DEST: the committed tree (HEAD), as a student's clone
   git -C "$REPO" archive --format=tar HEAD | tar -x -C "$1"
 }
 
-pdf_text() {  # pdf_text PDF: its text, without the lines that report timings
-  pdftotext -enc UTF-8 "$1" - | grep -vE "$TIMING_RE"
+pdf_text() {  # pdf_text PDF: its text as laid out (runs of spaces as one), without blank lines
+  # and the lines that report timings; pages end with a form feed, so moved page breaks show
+  pdftotext -layout -enc UTF-8 "$1" - | sed -E 's/[[:space:]]+/ /g; s/^ //; s/ $//' | grep -v '^$' | grep -vE "$TIMING_RE"
 }
 
 compare_pdf() {  # compare_pdf PDF REFERENCE DIFF_FILE: a short verdict

@@ -18,6 +18,7 @@ and the data. Steps (each printed with its duration):
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import importlib.util
 import json
@@ -272,18 +273,44 @@ def execute_notebook(src: Path = NOTEBOOK, dst: Path | None = None, timeout: int
     return nb
 
 
+# Printed to stderr by the first matplotlib import on a machine (or in a fresh home folder),
+# while matplotlib builds its font cache: once per machine, so not part of the results.
+_ONE_TIME_NOTICES = ("Matplotlib is building the font cache; this may take a moment.\n",)
+
+
+def without_one_time_notices(nb):
+    """A copy of `nb` without the notices that only a machine's first run prints (they would
+    add lines, and move the page breaks, in a student's first PDF only)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        outputs = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                text = "".join(output.get("text", ""))
+                for notice in _ONE_TIME_NOTICES:
+                    text = text.replace(notice, "")
+                if not text:
+                    continue
+                output["text"] = text
+            outputs.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
+    return nb
+
+
 def notebook_latex(nb) -> tuple[str, dict]:
     """The notebook as LaTeX with the DejaVu/A4 template: (body, resources with the figures).
 
     A cell's consecutive stream outputs are merged first: the kernel splits printed text into
     chunks as timing has it, and chunks are typeset as separate blocks (each with its own
-    spacing), so unmerged the page breaks would differ from run to run."""
+    spacing), so unmerged the page breaks would differ from run to run. Notices that only a
+    machine's first run prints are left out (see without_one_time_notices)."""
     from nbconvert import LatexExporter
     from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
     exporter = LatexExporter(template_name="submission_nb", extra_template_basedirs=[str(TEMPLATES)])
     exporter.register_preprocessor(CoalesceStreamsPreprocessor(), enabled=True)
-    return exporter.from_notebook_node(nb, resources={"output_files_dir": "figures"})
+    return exporter.from_notebook_node(without_one_time_notices(nb), resources={"output_files_dir": "figures"})
 
 
 def notebook_pdf(nb, workdir: Path) -> Path:

@@ -215,6 +215,23 @@ def test_split_stream_outputs_are_typeset_as_one():
     assert document.count("\\begin{Verbatim}") == 2  # the code and one block of output
 
 
+def test_first_run_notice_of_matplotlib_is_left_out():
+    """matplotlib's font-cache notice, printed by a machine's first run only, is not typeset;
+    the cell's other stderr text is, and the executed notebook itself is not changed."""
+    notice = "Matplotlib is building the font cache; this may take a moment.\n"
+    cells = [nbformat.v4.new_code_cell("import matplotlib.pyplot as plt", outputs=[
+                 nbformat.v4.new_output("stream", name="stderr", text=notice)]),
+             nbformat.v4.new_code_cell("print(1)", outputs=[
+                 nbformat.v4.new_output("stream", name="stderr", text=notice + "a real warning\n"),
+                 nbformat.v4.new_output("stream", name="stdout", text="1\n")])]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    body, _ = export.notebook_latex(nb)
+    assert "font cache" not in body and "a real warning" in body
+    assert nb.cells[0].outputs[0].text == notice
+    clean = export.without_one_time_notices(nb)
+    assert clean.cells[0].outputs == [] and [o.name for o in clean.cells[1].outputs] == ["stderr", "stdout"]
+
+
 def test_missing_glyph_is_an_error(tmp_path):
     tex = tmp_path / "glyph.tex"
     tex.write_text("\\documentclass{article}\\usepackage{fontspec}\\setmainfont{lmroman10-regular.otf}"
