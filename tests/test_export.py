@@ -18,7 +18,8 @@ def poppler(tool):
     """A poppler tool (pdftotext, pdfinfo): needed by the tests only, not by ./export.sh."""
     if shutil.which(tool) is None:
         pytest.fail(f"{tool} is missing: the PDF tests read the PDF with poppler. Install it once "
-                    "(Debian/Ubuntu/WSL: sudo apt-get install poppler-utils; macOS: brew install poppler)")
+                    "(Debian/Ubuntu/WSL: sudo apt-get install poppler-utils; Fedora: sudo dnf install poppler-utils; "
+                    "Arch: sudo pacman -S poppler; macOS: brew install poppler)")
     return tool
 
 

@@ -26,7 +26,8 @@ from sheet05 import data, export, setup
 
 def pdffonts(pdf: Path) -> str:
     if shutil.which("pdffonts") is None:
-        pytest.fail("pdffonts is missing: install poppler (sudo apt-get install poppler-utils; brew install poppler)")
+        pytest.fail("pdffonts is missing: install poppler (sudo apt-get install poppler-utils; sudo dnf install "
+                    "poppler-utils; sudo pacman -S poppler; brew install poppler)")
     return subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
 
 
