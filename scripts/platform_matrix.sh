@@ -79,6 +79,9 @@ mount_chroot() {
   mountpoint -q "$dir/proc" || mount -t proc proc "$dir/proc"
   mountpoint -q "$dir/dev" || mount --bind /dev "$dir/dev"
   mountpoint -q "$dir/dev/pts" || mount -t devpts devpts "$dir/dev/pts" 2>/dev/null || true
+  # a writable /dev/shm, as every system has (joblib's process pool needs it; without it the
+  # notebook prints a warning a student would not see)
+  mountpoint -q "$dir/dev/shm" || mount -t tmpfs -o mode=1777,nosuid,nodev shm "$dir/dev/shm"
   mountpoint -q "$dir/sys" || mount --bind /sys "$dir/sys"
   cp /etc/resolv.conf "$dir/etc/resolv.conf"
   trust_local_cas "$1"
@@ -114,7 +117,7 @@ trust_local_cas() {
 umount_chroot() {
   local dir m
   dir=$(chroot_dir "$1")
-  for m in mnt/pip-cache mnt/wheels mnt/lie_detection sys dev/pts dev proc; do
+  for m in mnt/pip-cache mnt/wheels mnt/lie_detection sys dev/shm dev/pts dev proc; do
     mountpoint -q "$dir/$m" && umount "$dir/$m"
   done
   return 0
