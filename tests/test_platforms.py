@@ -288,7 +288,7 @@ def test_set_up_and_export_as_a_normal_user_with_tex_present(tmp_path, course_da
         assert "all present" in setup_run.stdout
         assert not (base / "trap.log").exists(), (base / "trap.log").read_text()
         assert (repo / ".venv").stat().st_uid == pwd.getpwnam(user).pw_uid
-        assert Path(os.path.realpath(repo / ".venv" / "bin" / "python")).parent == Path(python).parent
+        assert Path(os.path.realpath(repo / ".venv" / "bin" / "python")).parent == Path(os.path.realpath(python)).parent
 
         again = as_user("--setup-only")
         assert again.returncode == 0 and ".venv is up to date" in again.stdout
