@@ -18,7 +18,9 @@ and the data. Steps (each printed with its duration):
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -52,11 +54,16 @@ SHEET = "Exercise sheet 5: logistic sigmoid, lie detection, log-sum-exp, linear 
 
 # Fonts by file name, not family name: XeTeX finds a family name only through the system
 # (fontconfig, CoreText), which does not see the fonts in MacTeX's or TeX Live's own tree.
+# The DejaVu files are matplotlib's copies in .venv (every installation has them, whatever the
+# OS or TeX distribution), reached through a link "fonts" beside each document (see link_fonts).
+FONTS_LINK = "fonts"
 _DEJAVU = {
     "main": ("setmainfont", "DejaVuSerif", "Italic"),
     "sans": ("setsansfont", "DejaVuSans", "Oblique"),
     "mono": ("setmonofont", "DejaVuSansMono", "Oblique"),
 }
+DEJAVU_FILES = tuple(f"{name}{face}.ttf" for _, name, slant in _DEJAVU.values()
+                     for face in ("", "-Bold", f"-{slant}", f"-Bold{slant}"))
 
 
 def dejavu_fonts(**scales: float) -> str:
@@ -64,9 +71,41 @@ def dejavu_fonts(**scales: float) -> str:
     lines = []
     for kind, scale in scales.items():
         command, name, slant = _DEJAVU[kind]
-        lines.append(f"\\{command}{{{name}}}[Extension=.ttf, UprightFont=*, BoldFont=*-Bold, "
+        lines.append(f"\\{command}{{{name}}}[Path={FONTS_LINK}/, Extension=.ttf, UprightFont=*, BoldFont=*-Bold, "
                      f"ItalicFont=*-{slant}, BoldItalicFont=*-Bold{slant}, Scale={scale}]\n")
     return "".join(lines)
+
+
+def dejavu_folder() -> Path:
+    """The folder of the DejaVu TTFs that matplotlib ships (mpl-data/fonts/ttf), found without
+    importing matplotlib."""
+    spec = importlib.util.find_spec("matplotlib")
+    folder = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" if spec and spec.origin else None
+    missing = [n for n in DEJAVU_FILES if folder is None or not (folder / n).is_file()]
+    if missing:
+        raise BuildError(f"the DejaVu fonts that matplotlib ships are missing ({', '.join(missing)} in "
+                         f"{folder or 'matplotlib, which is not installed'}): .venv is damaged; "
+                         "remove it (rm -rf .venv) and run ./export.sh again")
+    return folder
+
+
+def link_fonts(workdir: Path) -> None:
+    """Make workdir/fonts the DejaVu folder, so that fontspec's Path= is a short relative path
+    whatever characters (space, #, %, ~) the repository's own path holds."""
+    link = workdir / FONTS_LINK
+    target = dejavu_folder()
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    try:
+        link.symlink_to(target, target_is_directory=True)
+    except OSError:  # a file system without symbolic links: copy the files
+        link.mkdir()
+        for name in DEJAVU_FILES:
+            shutil.copyfile(target / name, link / name)
 
 
 class BuildError(RuntimeError):
@@ -101,19 +140,71 @@ def read_authors(path: Path = AUTHORS_FILE) -> list[str]:
         raise BuildError(str(err)) from None
 
 
+# The start of a TeX error in the log: "! message" or, with -file-line-error, "file:line: message".
+_TEX_ERROR = re.compile(r"^(?:! |(?:[A-Za-z]:)?[^:\s](?:[^:]|:[^\d\s])*:\d+: )")
+_TEX_CONTEXT = re.compile(r"^l\.\d+ ")  # "l.12 <text up to the error>": where it stopped
+_TEX_LOG_WIDTH = 79  # TeX Live's max_print_line: longer log lines are broken at this width
+
+
+def latex_errors(log_text: str, max_errors: int = 3, max_lines: int = 12) -> list[str]:
+    """The errors in a TeX log, each with its reason and where it happened.
+
+    An error is its first line ("! ..." or "file:line: ..."), the lines that continue it up
+    to the next blank line (a package error's text continues on "(fontspec)  ..." lines, and
+    since expl3 2025-01 it starts there: the first line ends at "Error:"), and TeX's context
+    line "l.<line> ..." with the line after it, which show where in the file it stopped.
+    """
+    lines = log_text.splitlines()
+    errors = []
+    i = 0
+    while i < len(lines) and len(errors) < max_errors:
+        if not _TEX_ERROR.match(lines[i]):
+            i += 1
+            continue
+        block = [lines[i]]
+        j = i + 1
+        while j < len(lines) and lines[j].strip() and not _TEX_ERROR.match(lines[j]) \
+                and not _TEX_CONTEXT.match(lines[j]) and len(block) < max_lines:
+            if len(lines[j - 1]) == _TEX_LOG_WIDTH:  # TeX broke a long line here: undo it
+                block[-1] += lines[j]
+            else:
+                block.append(lines[j])
+            j += 1
+        block = [line.rstrip() for line in block]
+        # TeX's help text may follow after a blank line; then the context line, if any, and
+        # the line after it (the rest of the source line)
+        for k in range(j, min(j + 12, len(lines))):
+            if _TEX_ERROR.match(lines[k]):
+                break
+            if _TEX_CONTEXT.match(lines[k]):
+                block.append(lines[k].rstrip())
+                if k + 1 < len(lines) and lines[k + 1].strip():
+                    block.append(lines[k + 1].rstrip())
+                j = k + 1
+                break
+        errors.append("\n".join(block))
+        i = j
+    return errors
+
+
 def run_latexmk(tex: Path, pretex: str = "") -> Path:
-    """Compile `tex` with XeLaTeX in its own folder; on failure show the first TeX error."""
+    """Compile `tex` with XeLaTeX in its own folder; on failure show TeX's errors with their
+    reasons (see latex_errors), or the end of the log if it has none."""
+    link_fonts(tex.parent)
     cmd = ["latexmk", "-xelatex", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
     if pretex:
         cmd.append(f"-usepretex={pretex}")
     result = subprocess.run(cmd + [tex.name], cwd=tex.parent, capture_output=True, text=True)
     log = tex.with_suffix(".log")
     if result.returncode != 0:
-        text = log.read_text(errors="replace") if log.exists() else result.stdout + result.stderr
-        errors = [line for line in text.splitlines() if line.startswith("!") or ":error:" in line
-                  or re.match(r"^\S+\.tex:\d+:", line)]
-        detail = "\n    ".join(errors[:8]) or "\n    ".join(text.splitlines()[-20:])
-        raise BuildError(f"LaTeX failed on {tex} (log: {log}):\n    {detail}")
+        text = log.read_text(errors="replace") if log.exists() else ""
+        errors = latex_errors(text)
+        if errors:
+            detail = "\n\n".join(errors)
+        else:  # no TeX error in the log (or no log): latexmk or xdvipdfmx said why
+            tail = (text.splitlines()[-15:] if text else []) + (result.stdout + result.stderr).splitlines()[-15:]
+            detail = "\n".join(tail)
+        raise BuildError(f"LaTeX failed on {tex} (log: {log}):\n    " + detail.replace("\n", "\n    "))
     missing = sorted(set(re.findall(r"Missing character: There is no (.+?) in font", log.read_text(errors="replace"))))
     if missing:
         raise BuildError(f"{tex}: glyphs missing from the fonts (would silently vanish): {missing}")
@@ -185,14 +276,51 @@ def execute_notebook(src: Path = NOTEBOOK, dst: Path | None = None, timeout: int
     return nb
 
 
-def notebook_pdf(nb, workdir: Path) -> Path:
-    """Convert an executed notebook to LaTeX with the DejaVu/A4 template and compile it."""
-    from nbconvert import LatexExporter
+# Printed to stderr by the first matplotlib import on a machine (or in a fresh home folder),
+# while matplotlib builds its font cache: once per machine, so not part of the results.
+_ONE_TIME_NOTICES = ("Matplotlib is building the font cache; this may take a moment.\n",)
 
+
+def without_one_time_notices(nb):
+    """A copy of `nb` without the notices that only a machine's first run prints (they would
+    add lines, and move the page breaks, in a student's first PDF only)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        outputs = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                text = "".join(output.get("text", ""))
+                for notice in _ONE_TIME_NOTICES:
+                    text = text.replace(notice, "")
+                if not text:
+                    continue
+                output["text"] = text
+            outputs.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
+    return nb
+
+
+def notebook_latex(nb) -> tuple[str, dict]:
+    """The notebook as LaTeX with the DejaVu/A4 template: (body, resources with the figures).
+
+    A cell's consecutive stream outputs are merged first: the kernel splits printed text into
+    chunks as timing has it, and chunks are typeset as separate blocks (each with its own
+    spacing), so unmerged the page breaks would differ from run to run. Notices that only a
+    machine's first run prints are left out (see without_one_time_notices)."""
+    from nbconvert import LatexExporter
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
+    exporter = LatexExporter(template_name="submission_nb", extra_template_basedirs=[str(TEMPLATES)])
+    exporter.register_preprocessor(CoalesceStreamsPreprocessor(), enabled=True)
+    return exporter.from_notebook_node(without_one_time_notices(nb), resources={"output_files_dir": "figures"})
+
+
+def notebook_pdf(nb, workdir: Path) -> Path:
+    """Convert an executed notebook to LaTeX (see notebook_latex) and compile it."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    exporter = LatexExporter(template_name="submission_nb", extra_template_basedirs=[str(TEMPLATES)])
-    body, resources = exporter.from_notebook_node(nb, resources={"output_files_dir": "figures"})
+    body, resources = notebook_latex(nb)
     (workdir / "notebook.tex").write_text(body, encoding="utf-8")
     for name, data in resources.get("outputs", {}).items():
         (workdir / name).parent.mkdir(parents=True, exist_ok=True)

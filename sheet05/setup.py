@@ -18,8 +18,10 @@ the repository root. This module then
    fetched here once and handed over as a local file: pip would fetch a remote find-links
    page again for every package);
 2. checks the TeX toolchain with kpsewhich (font files by name, as XeTeX loads them: no
-   fontconfig, no poppler) and says how to install what is missing on this platform; as
-   root on Debian/Ubuntu it installs it with apt-get;
+   fontconfig, no poppler) and the DejaVu fonts that matplotlib ships in .venv (the build
+   loads them from there, so they do not depend on the OS), and says how to install what is
+   missing on this platform (apt-get, dnf, pacman, Homebrew or tlmgr); as root on
+   Debian/Ubuntu it installs it with apt-get;
 3. fetches and verifies the course data (``sheet05.data``);
 4.-7. runs ``sheet05.export`` (notebook, PDFs, assembly) with the virtual environment.
 
@@ -57,10 +59,16 @@ SUPPORTED_PLATFORMS = (
 )
 
 # Debian/Ubuntu packages of the TeX toolchain: XeLaTeX, latexmk, the LaTeX packages that
-# nbconvert's template and pdfpages need, pandoc (nbconvert's markdown), the DejaVu fonts
-# (fonts-dejavu, in /usr/share/fonts, which kpathsea searches through OSFONTDIR) and Latin
-# Modern (lmodern). .ci/run reads this line.
-APT_PACKAGES = "texlive-xetex texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-plain-generic lmodern latexmk pandoc fonts-dejavu"
+# nbconvert's template and pdfpages need, pandoc (nbconvert's markdown) and Latin Modern with
+# its maths font (lmodern, texlive-fonts-recommended). The DejaVu fonts are matplotlib's, in
+# .venv. .ci/run reads this line.
+APT_PACKAGES = "texlive-xetex texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-plain-generic lmodern latexmk pandoc"
+# The same for Fedora (TeX Live's collections as packages) and Arch Linux (latexmk is in
+# texlive-binextra, Latin Modern and its maths font in texlive-fontsrecommended).
+DNF_PACKAGES = ("texlive-collection-xetex texlive-collection-latexrecommended texlive-collection-latexextra "
+                "texlive-collection-fontsrecommended texlive-collection-plaingeneric latexmk pandoc")
+PACMAN_PACKAGES = ("texlive-xetex texlive-latexrecommended texlive-latexextra texlive-fontsrecommended "
+                   "texlive-plaingeneric texlive-binextra pandoc-cli")
 
 TEX_COMMANDS = ("xelatex", "latexmk", "pandoc", "kpsewhich")
 # Files that the build loads, each with the TeX Live package that has it (for tlmgr).
@@ -71,17 +79,15 @@ TEX_FILES = (
     ("soul.sty", "soul"), ("ulem.sty", "ulem"), ("eurosym.sty", "eurosym"),
     ("upquote.sty", "upquote"), ("mathrsfs.sty", "jknapltx"), ("parskip.sty", "parskip"),
     ("refcount.sty", "refcount"), ("booktabs.sty", "booktabs"), ("longtable.sty", "tools"),
-    # fonts, by the file names that theory.tex, the notebook template and export.py load
-    # (fontspec opens every face it is given, used or not)
-    ("DejaVuSerif.ttf", "dejavu"), ("DejaVuSerif-Bold.ttf", "dejavu"),
-    ("DejaVuSerif-Italic.ttf", "dejavu"), ("DejaVuSerif-BoldItalic.ttf", "dejavu"),
-    ("DejaVuSans.ttf", "dejavu"), ("DejaVuSans-Bold.ttf", "dejavu"),
-    ("DejaVuSans-Oblique.ttf", "dejavu"), ("DejaVuSans-BoldOblique.ttf", "dejavu"),
-    ("DejaVuSansMono.ttf", "dejavu"), ("DejaVuSansMono-Bold.ttf", "dejavu"),
-    ("DejaVuSansMono-Oblique.ttf", "dejavu"), ("DejaVuSansMono-BoldOblique.ttf", "dejavu"),
+    # TeX Live's fonts, by the file names that theory.tex, the notebook template and export.py
+    # load (DejaVu is not among them: it comes from matplotlib, see DEJAVU_FILES)
     ("latinmodern-math.otf", "lm-math"),
     ("lmroman10-regular.otf", "lm"),
 )
+# The DejaVu files the build loads from matplotlib's copy in .venv (sheet05/export.py).
+DEJAVU_FILES = tuple("%s%s.ttf" % (name, face) for name, slant in
+                     (("DejaVuSerif", "Italic"), ("DejaVuSans", "Oblique"), ("DejaVuSansMono", "Oblique"))
+                     for face in ("", "-Bold", "-" + slant, "-Bold" + slant))
 TLMGR_COMMANDS = {"xelatex": "xetex", "latexmk": "latexmk"}
 MACTEX_BIN = "/Library/TeX/texbin"
 
@@ -265,6 +271,16 @@ def this_platform_problem():
 
 def is_debian_like():
     return os.path.exists("/etc/debian_version") and shutil.which("apt-get") is not None
+
+
+def linux_package_manager():
+    """"apt-get", "dnf" or "pacman": the package manager of this Linux distribution, if any."""
+    if is_debian_like():
+        return "apt-get"
+    for tool in ("dnf", "pacman"):
+        if shutil.which(tool) is not None:
+            return tool
+    return None
 
 
 def is_root():
@@ -910,6 +926,22 @@ def dry_run():
 # --------------------------------------------------------------------------- step 2: TeX
 
 
+def venv_dejavu_folder(venv=VENV):
+    """matplotlib's font folder in .venv (mpl-data/fonts/ttf), or None."""
+    lib = os.path.join(venv, "lib")
+    for entry in sorted(os.listdir(lib)) if os.path.isdir(lib) else []:
+        folder = os.path.join(lib, entry, "site-packages", "matplotlib", "mpl-data", "fonts", "ttf")
+        if os.path.isdir(folder):
+            return folder
+    return None
+
+
+def missing_dejavu(venv=VENV):
+    """The DejaVu files that matplotlib's copy in .venv lacks (all of them without matplotlib)."""
+    folder = venv_dejavu_folder(venv)
+    return [n for n in DEJAVU_FILES if folder is None or not os.path.isfile(os.path.join(folder, n))]
+
+
 def missing_tex():
     """Names of the missing commands and files (as XeTeX would look them up)."""
     missing = [c for c in TEX_COMMANDS if shutil.which(c) is None]
@@ -931,9 +963,15 @@ def tex_advice(missing):
             "  brew install pandoc",
             "then open a new terminal (or run: eval \"$(/usr/libexec/path_helper)\") and ./export.sh again.",
         ]
-    elif is_debian_like():
-        lines += ["Install it once with:",
-                  "  sudo apt-get update && sudo apt-get install -y --no-install-recommends " + APT_PACKAGES]
+    else:
+        manager = linux_package_manager()
+        if manager == "apt-get":
+            lines += ["Install it once with:",
+                      "  sudo apt-get update && sudo apt-get install -y --no-install-recommends " + APT_PACKAGES]
+        elif manager == "dnf":
+            lines += ["Install it once with (Fedora):", "  sudo dnf install " + DNF_PACKAGES]
+        elif manager == "pacman":
+            lines += ["Install it once with (Arch Linux):", "  sudo pacman -S --needed " + PACMAN_PACKAGES]
     tl = []
     for name in missing:
         package = TLMGR_COMMANDS.get(name) or dict(TEX_FILES).get(name)
@@ -968,6 +1006,10 @@ def step_tex():
         # MacTeX is installed but this shell was opened before: its PATH lacks texbin.
         os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + MACTEX_BIN
         say("      using %s (not on this shell's PATH yet)" % MACTEX_BIN)
+    dejavu = missing_dejavu()
+    if dejavu:
+        raise SetupError("the DejaVu fonts that matplotlib ships are missing from .venv (%s): .venv is "
+                         "damaged. Remove it (rm -rf .venv) and run ./export.sh again." % ", ".join(dejavu))
     missing = missing_tex()
     if not missing:
         say("      all present")
@@ -1107,7 +1149,7 @@ def run(opts):
         python = step_environment(explicit)
         install_jupyter_hook()
         install_notebook_filter()
-    with Step(2, "TeX toolchain (xelatex, latexmk, pandoc, DejaVu and Latin Modern fonts, LaTeX packages)"):
+    with Step(2, "TeX toolchain (xelatex, latexmk, pandoc, LaTeX packages, Latin Modern; DejaVu from .venv)"):
         step_tex()
     with Step(3, "Course data for exercise 2 (data/lie_detection, SHA-256 verified)"):
         if subprocess.run([python, "-m", "sheet05.data", "fetch"], cwd=ROOT).returncode != 0:

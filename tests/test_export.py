@@ -18,7 +18,8 @@ def poppler(tool):
     """A poppler tool (pdftotext, pdfinfo): needed by the tests only, not by ./export.sh."""
     if shutil.which(tool) is None:
         pytest.fail(f"{tool} is missing: the PDF tests read the PDF with poppler. Install it once "
-                    "(Debian/Ubuntu/WSL: sudo apt-get install poppler-utils; macOS: brew install poppler)")
+                    "(Debian/Ubuntu/WSL: sudo apt-get install poppler-utils; Fedora: sudo dnf install poppler-utils; "
+                    "Arch: sudo pacman -S poppler; macOS: brew install poppler)")
     return tool
 
 
@@ -153,6 +154,83 @@ def test_bad_latex_is_reported_with_its_error(tmp_path):
     tex.write_text("\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}\n")
     with pytest.raises(export.BuildError, match="Undefined control sequence"):
         export.run_latexmk(tex)
+
+
+# Excerpts of real XeLaTeX logs (-file-line-error, as run_latexmk runs it) from TeX Live 2020
+# (Debian 11, as Ubuntu 22.04), 2022 (Debian 12), 2024 (Debian 13) and 2026 (Debian testing).
+# Since expl3 2025-01 a package error's text starts on the line after "Package fontspec Error:".
+LATEX_LOGS = REPO / "tests" / "latex_logs"
+LOG_YEARS = ("2020", "2022", "2024", "2026")
+# per document: what the reported error must say, and where
+LOG_REASONS = {
+    "fontspec": (['The font "DejaVu Serif" cannot', "be found"], "fontspec.tex:4"),
+    "undefined": (["Undefined control sequence", "\\undefinedmacro"], "undefined.tex:3"),
+    "missingsty": (["File `nosuchpackage.sty' not found"], "missingsty.tex:3"),
+}
+
+
+def one_line(text):
+    return " ".join(text.replace("(fontspec)", " ").split())
+
+
+@pytest.mark.parametrize("year", LOG_YEARS)
+@pytest.mark.parametrize("document", sorted(LOG_REASONS))
+def test_latex_error_is_reported_with_its_reason_and_place(year, document):
+    log = (LATEX_LOGS / f"texlive{year}-{document}.log").read_text(encoding="utf-8")
+    errors = export.latex_errors(log)
+    assert errors, log
+    reported = one_line("\n".join(errors))
+    phrases, place = LOG_REASONS[document]
+    for phrase in phrases:
+        assert one_line(phrase) in reported, (phrase, errors)
+    assert place in reported, errors
+    assert "For immediate help" not in reported and "Here is how much" not in reported
+
+
+def test_log_without_errors_gives_none():
+    assert export.latex_errors("This is XeTeX, Version 3.141592653\nOutput written on x.xdv (1 page).\n") == []
+
+
+def test_fontspec_error_shows_the_font_here(tmp_path):
+    """The same on this machine's TeX Live, through run_latexmk: the font's name and the line."""
+    tex = tmp_path / "byname.tex"
+    tex.write_text("\\documentclass{article}\n\\usepackage{fontspec}\n\\setmainfont{No Such Font Family}\n"
+                   "\\begin{document}x\\end{document}\n")
+    with pytest.raises(export.BuildError) as err:
+        export.run_latexmk(tex)
+    message = one_line(str(err.value))
+    assert 'The font "No Such Font Family" cannot be found' in message, message
+    assert "byname.tex:" in message
+
+
+def test_split_stream_outputs_are_typeset_as_one():
+    """A cell's printed text, split into chunks by timing, gives the same LaTeX as one chunk."""
+    def notebook(chunks):
+        outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in chunks]
+        return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('a'); print('b')", outputs=outputs)])
+
+    merged, _ = export.notebook_latex(notebook(["first line\nsecond line\n"]))
+    split, _ = export.notebook_latex(notebook(["first line\n", "second line\n"]))
+    assert split == merged
+    document = merged[merged.index("\\begin{document}"):]
+    assert document.count("\\begin{Verbatim}") == 2  # the code and one block of output
+
+
+def test_first_run_notice_of_matplotlib_is_left_out():
+    """matplotlib's font-cache notice, printed by a machine's first run only, is not typeset;
+    the cell's other stderr text is, and the executed notebook itself is not changed."""
+    notice = "Matplotlib is building the font cache; this may take a moment.\n"
+    cells = [nbformat.v4.new_code_cell("import matplotlib.pyplot as plt", outputs=[
+                 nbformat.v4.new_output("stream", name="stderr", text=notice)]),
+             nbformat.v4.new_code_cell("print(1)", outputs=[
+                 nbformat.v4.new_output("stream", name="stderr", text=notice + "a real warning\n"),
+                 nbformat.v4.new_output("stream", name="stdout", text="1\n")])]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    body, _ = export.notebook_latex(nb)
+    assert "font cache" not in body and "a real warning" in body
+    assert nb.cells[0].outputs[0].text == notice
+    clean = export.without_one_time_notices(nb)
+    assert clean.cells[0].outputs == [] and [o.name for o in clean.cells[1].outputs] == ["stderr", "stdout"]
 
 
 def test_missing_glyph_is_an_error(tmp_path):

@@ -26,7 +26,8 @@ from sheet05 import data, export, setup
 
 def pdffonts(pdf: Path) -> str:
     if shutil.which("pdffonts") is None:
-        pytest.fail("pdffonts is missing: install poppler (sudo apt-get install poppler-utils; brew install poppler)")
+        pytest.fail("pdffonts is missing: install poppler (sudo apt-get install poppler-utils; sudo dnf install "
+                    "poppler-utils; sudo pacman -S poppler; brew install poppler)")
     return subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
 
 
@@ -70,15 +71,22 @@ def test_export_ran_in_the_emulations(exported):
 
 def test_fonts_load_by_file_name_without_system_fonts(tmp_path, monkeypatch):
     """Every document of the build compiles when fontconfig sees no fonts (as MacTeX's fonts
-    are invisible to CoreText): they load fonts by file name, which kpathsea finds."""
+    are invisible to CoreText) and kpathsea searches no system font folder (OSFONTDIR is
+    Debian's addition; TeX Live from tug.org, MacTeX, Fedora and Arch have none): they load
+    TeX Live's fonts by file name and DejaVu from matplotlib's copy in .venv."""
     monkeypatch.setenv("FONTCONFIG_FILE", fontconfig_without_fonts(tmp_path / "fontconfig"))
-    # the emulation is real: a font by family name is not found any more
+    (tmp_path / "no-os-fonts").mkdir()
+    monkeypatch.setenv("OSFONTDIR", str(tmp_path / "no-os-fonts"))
+    # the emulation is real: a font by family name is not found any more, nor DejaVu by file
+    # name (unless this TeX Live has a copy in its own tree)
     probe = tmp_path / "probe" / "byname.tex"
     probe.parent.mkdir()
     probe.write_text("\\documentclass{article}\\usepackage{fontspec}\\setmainfont{DejaVu Serif}"
                      "\\begin{document}x\\end{document}\n")
-    with pytest.raises(export.BuildError, match="cannot be found"):
+    with pytest.raises(export.BuildError, match='The font "DejaVu Serif" cannot'):
         export.run_latexmk(probe)
+    found = subprocess.run(["kpsewhich", "DejaVuSerif.ttf"], capture_output=True, text=True).stdout.strip()
+    assert not found.startswith("/usr/share/fonts"), found
 
     theory = export.Part("Part I: Theory", export.theory_pdf(tmp_path / "theory"))
     nb = nbformat.v4.new_notebook(cells=[
@@ -280,7 +288,7 @@ def test_set_up_and_export_as_a_normal_user_with_tex_present(tmp_path, course_da
         assert "all present" in setup_run.stdout
         assert not (base / "trap.log").exists(), (base / "trap.log").read_text()
         assert (repo / ".venv").stat().st_uid == pwd.getpwnam(user).pw_uid
-        assert Path(os.path.realpath(repo / ".venv" / "bin" / "python")).parent == Path(python).parent
+        assert Path(os.path.realpath(repo / ".venv" / "bin" / "python")).parent == Path(os.path.realpath(python)).parent
 
         again = as_user("--setup-only")
         assert again.returncode == 0 and ".venv is up to date" in again.stdout

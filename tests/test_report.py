@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from sheet05 import report
+from sheet05 import export, report
 
 
 def test_escape_specials_and_brackets():
@@ -28,7 +28,9 @@ def test_latex_table_with_long_headers_and_brackets_compiles(tmp_path):
                              [["[-1, 1]", "0.997 ± 0.002", "0"]])
     assert r"\begin{tabular}[b]" in tex  # long headers are broken over lines
     doc = tmp_path / "t.tex"
-    doc.write_text("\\documentclass{article}\\usepackage{fontspec}\\setmainfont{DejaVuSerif.ttf}"
+    # DejaVu as the build loads it: matplotlib's copy in .venv, linked beside the document
+    export.link_fonts(tmp_path)
+    doc.write_text("\\documentclass{article}\\usepackage{fontspec}" + export.dejavu_fonts(main=1) +
                    "\\usepackage{booktabs,adjustbox}\\begin{document}" + tex + "\\end{document}\n")
     result = subprocess.run(["xelatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
                             cwd=tmp_path, capture_output=True, text=True)

@@ -69,7 +69,7 @@ def test_supported_pythons_agree_between_script_and_setup():
 def test_ci_reads_the_apt_packages_from_setup():
     line = re.search(r"sed -n '(.*?)' sheet05/setup.py", (REPO / ".ci" / "run").read_text()).group(1)
     out = subprocess.run(["sed", "-n", line, str(REPO / "sheet05" / "setup.py")], capture_output=True, text=True).stdout
-    assert out.split() == setup.APT_PACKAGES.split() and "texlive-xetex" in out and "fonts-dejavu" in out
+    assert out.split() == setup.APT_PACKAGES.split() and "texlive-xetex" in out and "lmodern" in out
     assert "poppler-utils" not in setup.APT_PACKAGES  # only the tests need it; .ci/run adds it
 
 
@@ -494,30 +494,60 @@ def test_tex_check_finds_everything_here():
 
 
 def test_tex_advice_per_platform(monkeypatch):
-    missing = ["pandoc", "DejaVuSans.ttf", "latinmodern-math.otf", "tcolorbox.sty"]
+    missing = ["pandoc", "latinmodern-math.otf", "tcolorbox.sty"]
     monkeypatch.setattr(sys, "platform", "darwin")
     mac = setup.tex_advice(missing)
     assert "brew install --cask mactex-no-gui" in mac and "brew install pandoc" in mac and "apt" not in mac
-    assert "sudo tlmgr install dejavu lm-math tcolorbox" in mac
+    assert "sudo tlmgr install lm-math tcolorbox" in mac
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setattr(setup, "is_debian_like", lambda: True)
     debian = setup.tex_advice(missing)
     assert "sudo apt-get update && sudo apt-get install -y --no-install-recommends " + setup.APT_PACKAGES in debian
     monkeypatch.setattr(setup, "is_debian_like", lambda: False)
+    for tool, command in [("dnf", "sudo dnf install " + setup.DNF_PACKAGES),
+                          ("pacman", "sudo pacman -S --needed " + setup.PACMAN_PACKAGES)]:
+        monkeypatch.setattr(shutil, "which", lambda name, tool=tool: f"/usr/bin/{name}" if name == tool else None)
+        advice = setup.tex_advice(missing)
+        assert command in advice and "apt-get" not in advice, advice
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     other = setup.tex_advice(missing)
-    assert "tlmgr install dejavu lm-math tcolorbox" in other and "apt-get" not in other
+    assert "tlmgr install lm-math tcolorbox" in other and "apt-get" not in other and "dnf" not in other
     assert "pandoc.org" in other
 
 
+def test_package_lists_cover_the_same_parts():
+    """Each distribution's list brings XeTeX, latexmk, pandoc, the LaTeX collections the build
+    needs and Latin Modern, and none brings DejaVu from the system (it comes from .venv)."""
+    for packages in (setup.APT_PACKAGES, setup.DNF_PACKAGES, setup.PACMAN_PACKAGES):
+        words = packages.split()
+        assert len(words) == len(set(words))
+        assert not [w for w in words if "dejavu" in w]
+        for part in ("xetex", "latex-?recommended", "latex-?extra", "fonts-?recommended", "plain-?generic",
+                     "pandoc"):
+            assert any(re.search(part, w) for w in words), (part, packages)
+    assert "latexmk" in setup.APT_PACKAGES.split() and "latexmk" in setup.DNF_PACKAGES.split()
+    assert "texlive-binextra" in setup.PACMAN_PACKAGES.split()  # Arch's latexmk
+
+
+def test_dejavu_comes_from_matplotlib_in_the_venv(tmp_path, monkeypatch):
+    assert setup.missing_dejavu() == []  # this .venv
+    assert setup.missing_dejavu(str(tmp_path / "novenv")) == list(setup.DEJAVU_FILES)
+    from sheet05 import export
+    assert setup.DEJAVU_FILES == export.DEJAVU_FILES
+    monkeypatch.setattr(setup, "missing_dejavu", lambda: ["DejaVuSerif.ttf"])
+    with pytest.raises(setup.SetupError, match=r"DejaVuSerif.ttf.*rm -rf .venv"):
+        setup.step_tex()
+
+
 def test_missing_tex_as_a_normal_user_prints_the_command_and_installs_nothing(monkeypatch, capsys):
-    monkeypatch.setattr(setup, "missing_tex", lambda: ["xelatex", "DejaVuSans.ttf"])
+    monkeypatch.setattr(setup, "missing_tex", lambda: ["xelatex", "latinmodern-math.otf"])
     monkeypatch.setattr(setup, "is_root", lambda: False)
     monkeypatch.setattr(setup, "is_debian_like", lambda: True)
     monkeypatch.setattr(setup, "apt_install", lambda packages: pytest.fail("apt-get as a normal user"))
     monkeypatch.setattr(sys, "platform", "linux")
     with pytest.raises(setup.SetupError, match="sudo apt-get install") as err:
         setup.step_tex()
-    assert "xelatex, DejaVuSans.ttf" in str(err.value)
+    assert "xelatex, latinmodern-math.otf" in str(err.value)
 
 
 # --------------------------------------------------------------------------- README
@@ -532,6 +562,10 @@ def test_readme_commands_match_the_scripts():
     assert (REPO / ".ci" / "run").read_text().rstrip().endswith(test_command)
     apt = re.search(r"sudo apt-get install -y --no-install-recommends ([^`]*?)\n```", readme, re.S).group(1)
     assert apt.replace("\\\n", " ").split() == ["python3", "python3-venv", *setup.APT_PACKAGES.split(), "poppler-utils"]
+    # Fedora's and Arch's commands name the same packages as the advice of export.sh
+    words = " ".join(readme.replace("\\\n", " ").split())
+    assert re.search(r"sudo dnf install [\w .-]*" + re.escape(setup.DNF_PACKAGES), words)
+    assert re.search(r"sudo pacman -S --needed [\w .-]*" + re.escape(setup.PACMAN_PACKAGES), words)
     for text in ("brew install --cask mactex-no-gui", "brew install pandoc", "TORCH_WHEELS",
                  "--setup-only --dry-run", "3.11, 3.12, 3.13 or 3.14", "350 MB",
                  "uv venv", "uv pip install -r requirements.txt", "python3 -m venv .venv",
