@@ -15,11 +15,14 @@ def progress(items, what: str, total: int | None = None):
     notebook executed by nbconvert keeps only its last state, so the PDF shows one line.
     Outside IPython (a plain script) each update is printed on its own line.
     """
+    from IPython import get_ipython
     from IPython.display import display
 
     total = len(items) if total is None else total
     start = time.perf_counter()
-    handle = display({"text/plain": f"{what}: 0/{total}"}, raw=True, display_id=True)
+    handle = None
+    if get_ipython() is not None:
+        handle = display({"text/plain": f"{what}: 0/{total}"}, raw=True, display_id=True)
 
     def show(text):
         if handle is None:
