@@ -35,6 +35,11 @@ from pathlib import Path
 
 from sheet05.report import latex_escape
 
+# nbformat validates notebooks with jsonschema, which imports rfc3987_syntax when it is
+# installed (Jupyter brings it); that module builds 38 parsers on import, about 2 s of CPU in
+# every export. nbformat's schema uses none of its formats: jsonschema skips them without it.
+sys.modules.setdefault("rfc3987_syntax", None)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOTEBOOK = REPO_ROOT / "exercise_sheet.ipynb"
@@ -440,14 +445,33 @@ def markdown_to_latex(texts: list[str]) -> list[str]:
     return parts
 
 
+def _answer_boxes_and_latex(answers: list[tuple[str, str]], notebook_pdf_path: Path):
+    """({"Answer 2(a).": page in the notebook PDF}, [LaTeX of each answer]). Both depend only on
+    the notebook PDF and the answers, and finding the boxes means reading the text of every
+    page, the slowest part of the assembly: they are kept next to the notebook PDF and reused
+    while neither changes (after a theory-only edit)."""
+    memo = notebook_pdf_path.with_name("answers.json")
+    key = content_key([notebook_pdf_path], json.dumps(answers))
+    try:
+        recorded = json.loads(memo.read_text(encoding="utf-8"))
+        if recorded["key"] == key:
+            return recorded["boxes"], recorded["latex"]
+    except (OSError, ValueError, KeyError):
+        pass
+    boxes = pages_showing(notebook_pdf_path, [f"Answer {key}." for key, _ in answers])
+    latex = markdown_to_latex([text for _, text in answers])
+    memo.write_text(json.dumps({"key": key, "boxes": boxes, "latex": latex}), encoding="utf-8")
+    return boxes, latex
+
+
 def answers_page(answers: list[tuple[str, str]], theory_label: str, theory_entries,
                  notebook_label: str, notebook_pdf_path: Path) -> str:
     """The "Answers at a glance" page: one row per sub-question with links to its pages."""
     if not answers:
         return ""
-    boxes = pages_showing(notebook_pdf_path, [f"Answer {key}." for key, _ in answers])
+    boxes, latex_texts = _answer_boxes_and_latex(answers, notebook_pdf_path)
     rows = []
-    for (key, _), latex in zip(answers, markdown_to_latex([text for _, text in answers])):
+    for (key, _), latex in zip(answers, latex_texts):
         where = [rf"\partpage{{{theory_label}}}{{{page}}}" for _, title, page in theory_entries
                  if key in heading_labels(title)][:1]
         if f"Answer {key}." in boxes:
@@ -631,6 +655,7 @@ def merge_front_and_parts(front_pdf: Path, parts: list[Part], at: Layout, out: P
         for k, page in enumerate(PdfReader(part.pdf).pages):
             sheet = _add_on_a4(writer, page)
             sheet.merge_page(front.pages[start - 1 + k])  # the page number, in the footer
+            sheet.compress_content_streams()  # merging leaves the page's content uncompressed
     for n in range(1, at.total + 1):
         writer.add_named_destination(f"page.{n}", n - 1)
     if at.answers:
