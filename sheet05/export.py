@@ -389,8 +389,8 @@ def appendix_pdf(modules: list[str], workdir: Path) -> Path | None:
         "\\renewcommand\\theFancyVerbLine{\\ttfamily\\codesize\\arabic{FancyVerbLine}}\n"
         "\\begin{document}\n\\ifdefined\\submissionbuild\\pagestyle{empty}\\fi\n"
         "\\noindent The code that results in the notebook depend on: the stable log-sum-exp, what "
-        "the loader does to the course data, the exact enumeration of linear regions and the truth "
-        "directions. Line numbers are those of the files in \\texttt{sheet05/}; the rest of the "
+        "the loader does to the course data, the exact enumeration of linear regions, the truth "
+        "directions and the fit in the row space of a training matrix. Line numbers are those of the files in \\texttt{sheet05/}; the rest of the "
         "package (download, checksums, tables, the PDF build) is plumbing.\n"
         + "".join(sections) + "\\end{document}\n",
         encoding="utf-8",
