@@ -50,7 +50,14 @@ def test_weights_lie_in_the_row_space_and_float32_works():
     assert model.score(X.astype(np.float32), y) > 0.9
 
 
-def test_progress_prints_one_line_per_step_outside_jupyter(capsys):
+def test_progress_prints_one_line_per_step_outside_jupyter(capsys, monkeypatch):
+    monkeypatch.delenv("SHEET05_EXPORT", raising=False)
     assert list(progress(iter("abc"), "demo", total=3)) == ["a", "b", "c"]
     lines = capsys.readouterr().out.splitlines()
     assert lines[:2] == ["demo: 1/3", "demo: 2/3"] and lines[2].startswith("demo: 3/3 in ")
+
+
+def test_progress_shows_nothing_when_exporting(capsys, monkeypatch):
+    monkeypatch.setenv("SHEET05_EXPORT", "1")
+    assert list(progress([1, 2], "demo")) == [1, 2]
+    assert capsys.readouterr().out == ""
