@@ -25,7 +25,7 @@ def fit_in_row_space(model, X, y, dtype=None):
     from scipy.linalg import lapack, solve_triangular
 
     X64 = np.asarray(X, dtype=np.float64)
-    c, piv, rank, info = lapack.dpstrf(X64 @ X64.T, lower=1)
+    c, piv, rank, info = lapack.dpstrf(X64 @ X64.T, lower=1, overwrite_a=True)
     if info < 0:
         raise ValueError(f"dpstrf failed (argument {-info})")
     L = np.tril(c)[:, :rank]
