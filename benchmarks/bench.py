@@ -1,6 +1,7 @@
 """Benchmarks of the edit-export loop, in one command (not a test: timings depend on the machine).
 
     .venv/bin/python benchmarks/bench.py [--runs 3]
+    .venv/bin/python benchmarks/bench.py --against COMMIT [--runs 3]
 
 Reports, as the median (and range) over --runs repetitions:
 
@@ -12,6 +13,13 @@ Reports, as the median (and range) over --runs repetitions:
 
 Exports run in a temporary copy of the repository, sharing .venv and the data, so the working
 tree and its submission.pdf are not touched.
+
+With --against COMMIT it compares this working tree with that commit instead (a copy made with
+`git archive`, sharing .venv and the data, with its own build folder): (1) the notebook under
+`jupyter nbconvert --execute` and (2) ./export.sh after a theory-only change, each run
+alternately on the two trees (A B A B ...), so that a machine whose speed drifts (other
+programs, a shared machine) slows both alike. It prints every pair, then the median of the
+ratios "that commit / this tree" (above 1: this tree is faster) and the peak memory.
 """
 
 from __future__ import annotations
@@ -42,17 +50,17 @@ def megabytes(maxrss: int) -> float:
     return maxrss * (1 if sys.platform == "darwin" else 1024) / 1e6
 
 
-def run_notebook(out: Path) -> tuple[float, float]:
-    """(wall seconds, peak MB) of one `jupyter nbconvert --execute` of the notebook, with the
-    environment export.sh gives it (one BLAS thread, PDF figures)."""
+def run_notebook(out: Path, repo: Path = REPO) -> tuple[float, float]:
+    """(wall seconds, peak MB) of one `jupyter nbconvert --execute` of the notebook of `repo`,
+    with the environment export.sh gives it (one BLAS thread, PDF figures)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", SHEET05_EXPORT="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
     cmd = [str(REPO / ".venv" / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute",
-           "--ExecutePreprocessor.timeout=600", "--output", str(out), str(NOTEBOOK)]
+           "--ExecutePreprocessor.timeout=600", "--output", str(out), str(repo / NOTEBOOK.name)]
     # ru_maxrss of children is a running maximum: run each measurement in a fresh process
     code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
             "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    result = subprocess.run([sys.executable, "-c", code, *cmd], cwd=REPO, env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", code, *cmd], cwd=repo, env=env, capture_output=True,
                             text=True, check=True)
     wall, rss = result.stdout.split()
     return float(wall), megabytes(int(rss))
@@ -85,6 +93,71 @@ def repo_copy(root: Path) -> Path:
     return copy
 
 
+def commit_copy(root: Path, commit: str) -> Path:
+    """The files of `commit` (git archive), sharing this tree's .venv and course data."""
+    copy = root / f"at-{commit}"
+    copy.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit], capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {commit} failed: {archive.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", str(copy)], input=archive.stdout, check=True)
+    if (copy / "requirements.txt").read_bytes() != (REPO / "requirements.txt").read_bytes():
+        raise SystemExit(f"{commit} pins other packages (requirements.txt differs): it cannot share .venv")
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    (copy / "data" / "lie_detection").symlink_to(REPO / "data" / "lie_detection")
+    return copy
+
+
+def touch_theory(repo: Path, i: int) -> None:
+    tex = repo / "theory" / "theory.tex"
+    tex.write_text(tex.read_text(encoding="utf-8") + f"\n% benchmark edit {i}\n", encoding="utf-8")
+
+
+def ratios(pairs: list[tuple[float, float]], unit: str = "s") -> str:
+    """Each pair (that commit, this tree), then the median ratio and the medians of both."""
+    for i, (old, new) in enumerate(pairs, 1):
+        print(f"   pair {i}: {old:.1f} {unit} vs {new:.1f} {unit}, ratio {old / new:.2f}")
+    old, new = zip(*pairs)
+    return (f"median ratio {statistics.median(o / n for o, n in pairs):.2f} "
+            f"(medians {statistics.median(old):.1f} {unit} vs {statistics.median(new):.1f} {unit})")
+
+
+def compare(commit: str, runs: int, authors: list[str]) -> int:
+    """Both ratios against `commit`, measured alternately in one run."""
+    with tempfile.TemporaryDirectory(prefix="sheet05-bench-") as tmp:
+        tmp = Path(tmp)
+        base, here = commit_copy(tmp, commit), repo_copy(tmp)
+        print(f"this tree vs {commit}: {runs} runs each, alternating", flush=True)
+        notebook, peaks = [], {base: [], here: []}
+        for i in range(runs):
+            pair = []
+            for repo in (base, here):
+                wall, peak = run_notebook(tmp / f"executed-{repo.name}-{i}.ipynb", repo)
+                pair.append(wall)
+                peaks[repo].append(peak)
+            notebook.append(tuple(pair))
+        print("1. notebook (jupyter nbconvert --execute), that commit vs this tree:")
+        summary_1 = ratios(notebook)
+        print(f"   {summary_1}; peak memory {max(peaks[base]):.0f} MB vs {max(peaks[here]):.0f} MB")
+        for repo in (base, here):
+            timed_export(repo, "--authors", *authors)  # warm: builds every cache once
+        theory = []
+        for i in range(runs):
+            pair = []
+            for repo in (base, here):
+                touch_theory(repo, i)
+                seconds, out = timed_export(repo, "--authors", *authors)
+                if "reusing" not in out:
+                    raise SystemExit(f"the theory-only export of {repo.name} executed the notebook again")
+                pair.append(seconds)
+            theory.append(tuple(pair))
+        print("2. ./export.sh after a theory-only change, that commit vs this tree:")
+        summary_2 = ratios(theory)
+        print(f"   {summary_2}")
+        print(f"\nsummary against {commit}: notebook {summary_1}; theory-only re-export {summary_2}")
+    return 0
+
+
 def timed_export(repo: Path, *args: str) -> tuple[float, str]:
     start = time.perf_counter()
     result = subprocess.run(["./export.sh", "--authors", "Ada Lovelace", "Alan Turing", *args], cwd=repo,
@@ -102,7 +175,13 @@ def summary(values: list[float], unit: str, digits: int = 1) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--against", metavar="COMMIT",
+                        help="compare with this commit (alternating runs; ratios that commit / this tree)")
+    parser.add_argument("--authors", nargs=2, default=["Ada Lovelace", "Alan Turing"],
+                        help="names for the exports (default: two sample names)")
     args = parser.parse_args()
+    if args.against:
+        return compare(args.against, args.runs, args.authors)
     with tempfile.TemporaryDirectory(prefix="sheet05-bench-") as tmp:
         tmp = Path(tmp)
         walls, peaks, sections = [], [], []
@@ -119,16 +198,17 @@ def main() -> int:
             print(f"   {statistics.median(s.get(name, 0.0) for s in sections):6.2f} s  {name}")
 
         repo = repo_copy(tmp)
-        timed_export(repo)  # warm: builds every cache once
+        names = ("--authors", *args.authors)
+        timed_export(repo, *names)  # warm: builds every cache once
         theory, full = [], []
         tex = repo / "theory" / "theory.tex"
         for i in range(args.runs):
             tex.write_text(tex.read_text(encoding="utf-8") + f"\n% benchmark edit {i}\n", encoding="utf-8")
-            seconds, out = timed_export(repo)
+            seconds, out = timed_export(repo, *names)
             if "reusing" not in out:
                 raise SystemExit("the theory-only export executed the notebook again")
             theory.append(seconds)
-            full.append(timed_export(repo, "--rerun")[0])
+            full.append(timed_export(repo, *names, "--rerun")[0])
         print(f"\n3. ./export.sh after a theory-only change: {summary(theory, 's')}")
         print(f"4. ./export.sh after a notebook change (--rerun): {summary(full, 's')}")
     return 0

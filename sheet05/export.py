@@ -10,9 +10,10 @@ and the data. Steps (each printed with its duration):
 3. compile ``theory/theory.tex``; scanned notes ``theory/*.pdf`` follow it, in file-name
    order;
 4. typeset the source of every helper module the notebook imports (appendix);
-5. assemble everything with pdfpages into one document with a title page (both names),
-   a table of contents built from the parts' own bookmarks, continuous page numbers and
-   PDF bookmarks, and move it to ``submission.pdf`` only if every step succeeded.
+5. typeset the title page (both names), the answers at a glance and a table of contents
+   built from the parts' own bookmarks, merge it with the parts' pages (pypdf: continuous
+   page numbers, PDF bookmarks, links), and move it to ``submission.pdf`` only if every
+   step succeeded.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ from pathlib import Path
 
 from sheet05.authors import AuthorsError, check_names
 from sheet05.report import latex_escape
+
+# nbformat validates notebooks with jsonschema, which imports rfc3987_syntax when it is
+# installed (Jupyter brings it); that module builds 38 parsers on import, about 2 s of CPU in
+# every export. nbformat's schema uses none of its formats: jsonschema skips them without it.
+sys.modules.setdefault("rfc3987_syntax", None)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -426,8 +432,16 @@ def cached_build(workdir: Path, key: str, make) -> Path:
 
 
 def theory_pdf(workdir: Path) -> Path:
-    shutil.rmtree(workdir, ignore_errors=True)
-    shutil.copytree(THEORY_DIR, workdir, ignore=shutil.ignore_patterns("*.pdf", "*.aux", "*.log"))
+    """Compile the theory in `workdir`. LaTeX's auxiliary files of the last build stay there:
+    after a small edit, latexmk then usually needs one XeLaTeX run instead of three (it still
+    runs again whenever the references or the contents change)."""
+    if workdir.is_dir():
+        for path in workdir.rglob("*"):
+            if path.is_file() and path.suffix not in LATEX_OUTPUT and path.name != ".sheet05-key.json":
+                path.unlink()
+    shutil.copytree(THEORY_DIR, workdir, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.pdf", "*.aux", "*.log", "*.fls", "*.fdb_latexmk",
+                                                  "*.out", "*.toc", "*.xdv"))
     return run_latexmk(workdir / "theory.tex", pretex=r"\def\submissionbuild{}")
 
 
@@ -524,8 +538,8 @@ def appendix_pdf(modules: list[str], workdir: Path) -> Path | None:
         "\\renewcommand\\theFancyVerbLine{\\ttfamily\\codesize\\arabic{FancyVerbLine}}\n"
         "\\begin{document}\n\\ifdefined\\submissionbuild\\pagestyle{empty}\\fi\n"
         "\\noindent The code that results in the notebook depend on: the stable log-sum-exp, what "
-        "the loader does to the course data, the exact enumeration of linear regions and the truth "
-        "directions. Line numbers are those of the files in \\texttt{sheet05/}; the rest of the "
+        "the loader does to the course data, the exact enumeration of linear regions, the truth "
+        "directions and the fit in the row space of a training matrix. Line numbers are those of the files in \\texttt{sheet05/}; the rest of the "
         "package (download, checksums, tables, the PDF build) is plumbing.\n"
         + "".join(sections) + "\\end{document}\n",
         encoding="utf-8",
@@ -580,21 +594,40 @@ def markdown_to_latex(texts: list[str]) -> list[str]:
     return parts
 
 
+def _answer_boxes_and_latex(answers: list[tuple[str, str]], notebook_pdf_path: Path):
+    """({"Answer 2(a).": page in the notebook PDF}, [LaTeX of each answer]). Both depend only on
+    the notebook PDF and the answers, and finding the boxes means reading the text of every
+    page, the slowest part of the assembly: they are kept next to the notebook PDF and reused
+    while neither changes (after a theory-only edit)."""
+    memo = notebook_pdf_path.with_name("answers.json")
+    key = content_key([notebook_pdf_path], json.dumps(answers))
+    try:
+        recorded = json.loads(memo.read_text(encoding="utf-8"))
+        if recorded["key"] == key:
+            return recorded["boxes"], recorded["latex"]
+    except (OSError, ValueError, KeyError):
+        pass
+    boxes = pages_showing(notebook_pdf_path, [f"Answer {key}." for key, _ in answers])
+    latex = markdown_to_latex([text for _, text in answers])
+    memo.write_text(json.dumps({"key": key, "boxes": boxes, "latex": latex}), encoding="utf-8")
+    return boxes, latex
+
+
 def answers_page(answers: list[tuple[str, str]], theory_label: str, theory_entries,
                  notebook_label: str, notebook_pdf_path: Path) -> str:
     """The "Answers at a glance" page: one row per sub-question with links to its pages."""
     if not answers:
         return ""
-    boxes = pages_showing(notebook_pdf_path, [f"Answer {key}." for key, _ in answers])
+    boxes, latex_texts = _answer_boxes_and_latex(answers, notebook_pdf_path)
     rows = []
-    for (key, _), latex in zip(answers, markdown_to_latex([text for _, text in answers])):
+    for (key, _), latex in zip(answers, latex_texts):
         where = [rf"\partpage{{{theory_label}}}{{{page}}}" for _, title, page in theory_entries
                  if key in heading_labels(title)][:1]
         if f"Answer {key}." in boxes:
             where.append(rf"\partpage{{{notebook_label}}}{{{boxes[f'Answer {key}.']}}}")
         rows.append(rf"{key} & {latex} & {', '.join(where)} \\[2pt]")
     return (r"""\clearpage
-\phantomsection\addcontentsline{toc}{section}{Answers at a glance}
+\typeout{SHEET05 answers start on page \thepage}
 \section*{Answers at a glance}
 {\small\noindent The short answer to every sub-question, with the pages where it is derived (theory)
 and worked out (notebook); the page numbers are links. All numbers come from the executed notebook.\par}
@@ -614,6 +647,7 @@ class Part:
     title: str
     pdf: Path
     entries: list[tuple[int, str, int]] = field(default_factory=list)  # (level, title, page)
+    pages: int = 0
 
 
 def outline_entries(pdf: Path, max_level: int = 1) -> list[tuple[int, str, int]]:
@@ -635,43 +669,59 @@ def outline_entries(pdf: Path, max_level: int = 1) -> list[tuple[int, str, int]]
     return entries
 
 
-def _includepdf(part: Part, label: str, filename: str) -> str:
-    """The pdfpages line for one part, whose PDF lies next to the document as `filename`.
-
-    A plain relative name: an absolute path would go into LaTeX as it is, and a repository
-    path with #, % or ~ (special to TeX) would break the merge.
-    """
-    levels = ["subsection", "subsubsection", "paragraph"]
-    toc = [f"1,section,1,{{{latex_escape(part.title)}}},{label}"]
-    for i, (level, title, page) in enumerate(part.entries):
-        toc.append(f"{page},{levels[level]},{level + 2},{{{latex_escape(title)}}},{label}-{i}")
-    return (
-        f"\\includepdf[pages=-,pagecommand={{\\thispagestyle{{plain}}}},"
-        f"addtotoc={{{','.join(toc)}}}]{{{filename}}}\n"
-    )
+A4 = (595.2756, 841.8898)  # 210 mm x 297 mm in PostScript points
+_TOC_LEVELS = ["subsection", "subsubsection", "paragraph"]
 
 
-def assemble(parts: list[Part], authors: list[str], workdir: Path, answers: str = "",
-             draft: bool = False) -> Path:
-    """One LaTeX document: title page with names and contents, the LaTeX of the answer page
-    (`answers`, see answers_page), then every part's pages. A `draft` says DRAFT on page 1."""
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+@dataclass
+class Layout:
+    """Where everything lands in the merged PDF (1-based pages)."""
+    answers: int       # first page of the answers at a glance (0: there is none)
+    first_part: int    # first page of the first part, right after the front matter
+    starts: list[int]  # first page of every part
+    total: int
+
+
+def layout(parts: list[Part], answers: int, first_part: int) -> Layout:
+    starts, page = [], first_part
+    for part in parts:
+        starts.append(page)
+        page += part.pages
+    return Layout(answers, first_part, starts, page - 1)
+
+
+def _contents(parts: list[Part], at: Layout) -> str:
+    """The table of contents as \\contentsline entries that link to `page.N`: the page numbers
+    are known from the layout, so no second LaTeX run (and no .toc file) is needed."""
+    lines = [rf"\contentsline{{section}}{{Answers at a glance}}{{{at.answers}}}{{page.{at.answers}}}"] \
+        if at.answers else []
+    for part, start in zip(parts, at.starts):
+        lines.append(rf"\contentsline{{section}}{{{latex_escape(part.title)}}}{{{start}}}{{page.{start}}}")
+        for level, title, page in part.entries:
+            n = start + page - 1
+            lines.append(rf"\contentsline{{{_TOC_LEVELS[level]}}}{{{latex_escape(title)}}}{{{n}}}{{page.{n}}}")
+    return "\n".join(lines) + "\n"
+
+
+def front_matter_tex(parts: list[Part], authors: list[str], answers: str, at: Layout,
+                     draft: bool = False) -> str:
+    """The title page, the contents and the answers, then one empty page (with its page number)
+    for every page of the parts: only these pages are typeset; the parts' own pages are laid over
+    the empty ones when the PDF is merged (see merge_front_and_parts)."""
     names = r" \\[0.4em] ".join(latex_escape(a) for a in authors)
-    for i, part in enumerate(parts):
-        shutil.copyfile(part.pdf, workdir / f"part{i}.pdf")
-    includes = "".join(_includepdf(p, f"part{i}", f"part{i}.pdf") for i, p in enumerate(parts))
-    (workdir / "submission.tex").write_text(
-        rf"""\documentclass[11pt,a4paper]{{article}}
+    starts = "".join(rf"\expandafter\def\csname partstart@part{i}\endcsname{{{s}}}" + "\n"
+                     for i, s in enumerate(at.starts))
+    placeholders = r"\null\clearpage" * (at.total - at.first_part + 1)
+    return rf"""\documentclass[11pt,a4paper]{{article}}
 \usepackage{{fontspec}}
 {dejavu_fonts(main=0.95, sans=1)}\usepackage[a4paper,margin=2.3cm]{{geometry}}
 \usepackage{{amsmath}}
 \usepackage{{unicode-math}}
 \setmathfont{{latinmodern-math.otf}}
-\usepackage{{pdfpages,longtable,booktabs,array,refcount}}
-\usepackage[hidelinks,bookmarksopen=true,bookmarksopenlevel=1,bookmarksnumbered=false]{{hyperref}}
-% \partpage{{label of a part's first page}}{{page within the part}}: the page number in this PDF, linked
-\newcommand\partpage[2]{{\edef\pp{{\the\numexpr\getpagerefnumber{{#1}}+#2-1\relax}}\hyperlink{{page.\pp}}{{\pp}}}}
+\usepackage{{longtable,booktabs,array}}
+\usepackage[hidelinks,bookmarks=false]{{hyperref}}
+% \partpage{{part label}}{{page within the part}}: the page number in this PDF, linked
+{starts}\newcommand\partpage[2]{{\edef\pp{{\the\numexpr\csname partstart@#1\endcsname+#2-1\relax}}\hyperlink{{page.\pp}}{{\pp}}}}
 \setcounter{{tocdepth}}{{3}}
 \setcounter{{secnumdepth}}{{-10}}
 \hypersetup{{pdftitle={{{latex_escape(SHEET)}}},pdfauthor={{{latex_escape(', '.join(authors))}}}}}
@@ -690,14 +740,122 @@ def assemble(parts: list[Part], authors: list[str], workdir: Path, answers: str 
 \noindent\small The answers at a glance come first (next page), then the theory (exercises 1,
 3(a), 3(d), 3(e) and 5), the executed notebook (exercises 2, 3, 4 and the numerical check of 5)
 and the helper code that results depend on. Every sub-question is listed below with its page.
-\renewcommand{{\contentsname}}{{\normalsize Contents}}
-{{\small\tableofcontents}}
+{{\small\section*{{\normalsize Contents}}
+{_contents(parts, at)}}}
 {answers}\clearpage
-{includes}\end{{document}}
-""",
-        encoding="utf-8",
-    )
-    return run_latexmk(workdir / "submission.tex")
+\typeout{{SHEET05 parts start on page \thepage}}
+{placeholders}
+\end{{document}}
+"""
+
+
+def _front_matter_pages(log: Path) -> tuple[int, int]:
+    """(first page of the answers or 0, first page after the front matter), from the markers
+    that the front matter writes to its LaTeX log."""
+    text = log.read_text(errors="replace")
+    answers = re.search(r"SHEET05 answers start on page (\d+)", text)
+    parts = re.search(r"SHEET05 parts start on page (\d+)", text)
+    if parts is None:
+        raise BuildError(f"{log}: the front matter did not report where the parts start")
+    return (int(answers.group(1)) if answers else 0), int(parts.group(1))
+
+
+def _add_on_a4(writer, page):
+    """Add `page` to `writer` on an A4 sheet and return the writer's page: an A4 page as it is,
+    any other size (a scan) scaled to fit and centred, as pdfpages does. Links other than web
+    links are dropped: they point into the part's own PDF."""
+    from pypdf import Transformation
+    from pypdf.generic import ArrayObject, NameObject
+
+    if "/Annots" in page:
+        web = [a for a in page["/Annots"] if a.get_object().get("/A", {}).get("/S") == "/URI"]
+        page[NameObject("/Annots")] = ArrayObject(web)
+    box = page.mediabox
+    w, h = float(box.width), float(box.height)
+    if (abs(w - A4[0]) < 1 and abs(h - A4[1]) < 1 and float(box.left) == 0 and float(box.bottom) == 0
+            and not page.get("/Rotate")):
+        return writer.add_page(page)
+    sheet = writer.add_blank_page(width=A4[0], height=A4[1])
+    if page.get("/Rotate"):
+        page = writer.add_page(page)  # turn the content itself, then lay it on the sheet
+        page.transfer_rotation_to_content()
+        writer.remove_page(page)
+        box = page.mediabox
+        w, h = float(box.width), float(box.height)
+    scale = min(A4[0] / w, A4[1] / h)
+    sheet.merge_transformed_page(page, Transformation().translate(-float(box.left), -float(box.bottom))
+                                 .scale(scale).translate((A4[0] - w * scale) / 2, (A4[1] - h * scale) / 2))
+    return sheet
+
+
+def merge_front_and_parts(front_pdf: Path, parts: list[Part], at: Layout, out: Path) -> Path:
+    """The submission: the typeset front matter, then every page of every part with the page
+    number of the empty page it replaces laid over it; bookmarks for the answers, every part and
+    its sections; `page.N` destinations (the contents and the answers link to them); page labels
+    1, 2, ... as printed."""
+    from pypdf import PdfReader, PdfWriter
+
+    front = PdfReader(front_pdf)
+    if len(front.pages) != at.total:
+        raise BuildError(f"{front_pdf}: {len(front.pages)} pages, expected {at.total}")
+    writer = PdfWriter()
+    for page in front.pages[:at.first_part - 1]:
+        writer.add_page(page)
+    for part, start in zip(parts, at.starts):
+        for k, page in enumerate(PdfReader(part.pdf).pages):
+            sheet = _add_on_a4(writer, page)
+            sheet.merge_page(front.pages[start - 1 + k])  # the page number, in the footer
+            sheet.compress_content_streams()  # merging leaves the page's content uncompressed
+    for n in range(1, at.total + 1):
+        writer.add_named_destination(f"page.{n}", n - 1)
+    if at.answers:
+        writer.add_outline_item(title="Answers at a glance", page_number=at.answers - 1)
+    for part, start in zip(parts, at.starts):
+        parents = [writer.add_outline_item(title=part.title, page_number=start - 1, is_open=False)]
+        for level, title, page in part.entries:
+            del parents[level + 1:]
+            parents.append(writer.add_outline_item(title=title, page_number=start + page - 2,
+                                                   parent=parents[level], is_open=False))
+    writer.set_page_label(0, at.total - 1, style="/D")
+    writer.page_mode = "/UseOutlines"
+    writer.add_metadata({k: v for k, v in (front.metadata or {}).items() if k in ("/Title", "/Author")})
+    with open(out, "wb") as fh:
+        writer.write(fh)
+    return out
+
+
+def assemble(parts: list[Part], authors: list[str], workdir: Path, answers: str = "",
+             draft: bool = False) -> Path:
+    """The submission PDF: a title page with names and contents, the LaTeX of the answer page
+    (`answers`, see answers_page), then every part's pages. A `draft` says DRAFT on page 1.
+
+    Only the front matter is typeset, with an empty numbered page for each page of the parts;
+    pypdf then lays the parts' pages over the empty ones. Where the parts start depends on the
+    length of the front matter, known only once it is typeset: the last build's value is tried
+    first, and the front matter is typeset again only if it has changed. The folder is kept
+    between builds, so LaTeX finds its auxiliary files (longtable's column widths) of last time.
+    """
+    from pypdf import PdfReader
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        part.pages = len(PdfReader(part.pdf).pages)
+    memo = workdir / "front-matter.json"
+    try:
+        guess = tuple(json.loads(memo.read_text()))
+    except (OSError, ValueError):
+        guess = (2, 3) if answers else (0, 2)
+    tex = workdir / "submission.tex"
+    for _ in range(3):
+        at = layout(parts, *guess)
+        tex.write_text(front_matter_tex(parts, authors, answers, at, draft), encoding="utf-8")
+        front = run_latexmk(tex)
+        found = _front_matter_pages(tex.with_suffix(".log"))
+        if found == guess:
+            memo.write_text(json.dumps(found))
+            return merge_front_and_parts(front, parts, at, workdir / "merged.pdf")
+        guess = found
+    raise BuildError(f"{tex}: the length of the front matter does not settle ({guess})")
 
 
 DRAFT_MARK = (r"{\sffamily\bfseries\Huge DRAFT\par}\vspace{0.3em}"
