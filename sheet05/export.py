@@ -714,7 +714,7 @@ def front_matter_tex(parts: list[Part], authors: list[str], answers: str, at: La
     placeholders = r"\null\clearpage" * (at.total - at.first_part + 1)
     return rf"""\documentclass[11pt,a4paper]{{article}}
 \usepackage{{fontspec}}
-{dejavu_fonts(main=0.95, sans=1)}\usepackage[a4paper,margin=2.3cm]{{geometry}}
+{dejavu_fonts(main=0.95, sans=1)}\usepackage[a4paper,hmargin=2.3cm,vmargin=1.9cm]{{geometry}}
 \usepackage{{amsmath}}
 \usepackage{{unicode-math}}
 \setmathfont{{latinmodern-math.otf}}
@@ -740,7 +740,7 @@ def front_matter_tex(parts: list[Part], authors: list[str], answers: str, at: La
 \noindent\small The answers at a glance come first (next page), then the theory (exercises 1,
 3(a), 3(d), 3(e) and 5), the executed notebook (exercises 2, 3, 4 and the numerical check of 5)
 and the helper code that results depend on. Every sub-question is listed below with its page.
-{{\small\section*{{\normalsize Contents}}
+{{\footnotesize\section*{{\normalsize Contents}}
 {_contents(parts, at)}}}
 {answers}\clearpage
 \typeout{{SHEET05 parts start on page \thepage}}
