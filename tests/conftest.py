@@ -8,15 +8,12 @@ name, as with MacTeX's fonts in the TeX tree), and a repository folder whose pat
 space, an umlaut, #, % and ~.
 """
 
-import base64
 import functools
-import hashlib
 import http.server
 import os
 import shutil
 import subprocess
 import threading
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -118,22 +115,10 @@ def run_export(repo: Path, *args: str, env: dict | None = None, timeout: int = 9
 
 
 def fake_wheel(folder: Path, name: str = "torch", version: str = "2.13.0+cpu") -> Path:
-    """A tiny valid wheel with no dependencies."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": b"",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
-              f"{len(data)}" for path, data in files.items()] + [f"{dist}/RECORD,,"]
-    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        for path, data in files.items():
-            z.writestr(path, data)
-    return wheel
+    """A tiny valid wheel with no dependencies (built by tests/indexes.py, which imports this module)."""
+    from indexes import wheel
+
+    return wheel(folder, name, version)
 
 
 class WheelServer:
