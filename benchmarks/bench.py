@@ -1,7 +1,7 @@
 """Benchmarks of the edit-export loop, in one command (not a test: timings depend on the machine).
 
     .venv/bin/python benchmarks/bench.py [--runs 3]
-    .venv/bin/python benchmarks/bench.py --against COMMIT [--runs 3]
+    .venv/bin/python benchmarks/bench.py --against COMMIT [--runs 3] [--venv PATH]
 
 Reports, as the median (and range) over --runs repetitions:
 
@@ -15,8 +15,9 @@ Exports run in a temporary copy of the repository, sharing .venv and the data, s
 tree and its submission.pdf are not touched.
 
 With --against COMMIT it compares this working tree with that commit instead (a copy made with
-`git archive`, sharing .venv and the data, with its own build folder): (1) the notebook under
-`jupyter nbconvert --execute` and (2) ./export.sh after a theory-only change, each run
+`git archive`, sharing the data, with its own build folder; it shares .venv when that meets
+every pin of the commit's requirements.txt, else pass that commit's own with --venv): (1) the
+notebook under `jupyter nbconvert --execute` and (2) ./export.sh after a theory-only change, each run
 alternately on the two trees (A B A B ...), so that a machine whose speed drifts (other
 programs, a shared machine) slows both alike. It prints every pair, then the median of the
 ratios "that commit / this tree" (above 1: this tree is faster) and the peak memory.
@@ -25,6 +26,7 @@ ratios "that commit / this tree" (above 1: this tree is faster) and the peak mem
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -40,6 +42,7 @@ from pathlib import Path
 import nbformat
 
 REPO = Path(__file__).resolve().parent.parent
+STAMP = ".sheet05-setup.json"   # the set-up's record inside .venv (sheet05/setup.py)
 NOTEBOOK = REPO / "exercise_sheet.ipynb"
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "submission.pdf", "lie_detection", "__pycache__",
                                      ".pytest_cache", ".ipynb_checkpoints")
@@ -54,7 +57,7 @@ def run_notebook(out: Path, repo: Path = REPO) -> tuple[float, float]:
     """(wall seconds, peak MB) of one `jupyter nbconvert --execute` of the notebook of `repo`,
     with the environment export.sh gives it (one BLAS thread, PDF figures)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", SHEET05_EXPORT="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
-    cmd = [str(REPO / ".venv" / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute",
+    cmd = [str(repo / ".venv" / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute",
            "--ExecutePreprocessor.timeout=600", "--output", str(out), str(repo / NOTEBOOK.name)]
     # ru_maxrss of children is a running maximum: run each measurement in a fresh process
     code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
@@ -93,8 +96,55 @@ def repo_copy(root: Path) -> Path:
     return copy
 
 
-def commit_copy(root: Path, commit: str) -> Path:
-    """The files of `commit` (git archive), sharing this tree's .venv and course data."""
+def unmet_pins(requirements: Path, venv: Path) -> list[str]:
+    """The lines `name==version` of a requirements file (for this platform) that the packages
+    installed in `venv` do not satisfy."""
+    code = """
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from packaging.requirements import InvalidRequirement, Requirement
+unmet = []
+for line in open(sys.argv[1], encoding="utf-8"):
+    line = line.split(" #")[0].strip().rstrip("\\\\").strip()
+    if not line or line.startswith(("#", "-", "--")):
+        continue
+    try:
+        req = Requirement(line)
+    except InvalidRequirement:
+        continue
+    if req.marker is not None and not req.marker.evaluate():
+        continue
+    try:
+        have = version(req.name)
+    except PackageNotFoundError:
+        unmet.append(f"{req} (not installed)")
+        continue
+    if not req.specifier.contains(have, prereleases=True):
+        unmet.append(f"{req} (installed: {have})")
+print("\\n".join(unmet))
+"""
+    result = subprocess.run([str(venv / "bin" / "python"), "-c", code, str(requirements)],
+                            capture_output=True, text=True, check=True)
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def shared_venv_view(venv: Path, copy: Path) -> None:
+    """copy/.venv: links to everything in `venv` but its set-up record, and a record of its own
+    that names the copy's requirements.txt. The copy's set-up then finds its .venv current and
+    installs nothing; with a plain link it would install into (and re-record) the shared one."""
+    view = copy / ".venv"
+    view.mkdir()
+    for entry in venv.iterdir():
+        if entry.name != STAMP:
+            (view / entry.name).symlink_to(entry)
+    record = json.loads((venv / STAMP).read_text(encoding="utf-8"))
+    record["requirements_sha256"] = hashlib.sha256((copy / "requirements.txt").read_bytes()).hexdigest()
+    (view / STAMP).write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+
+def commit_copy(root: Path, commit: str, venv: Path) -> Path:
+    """The files of `commit` (git archive), with the course data of this tree and the Python
+    environment `venv`: this tree's .venv when it meets every pin of the commit."""
     copy = root / f"at-{commit}"
     copy.mkdir()
     archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit], capture_output=True)
@@ -102,8 +152,15 @@ def commit_copy(root: Path, commit: str) -> Path:
         raise SystemExit(f"git archive {commit} failed: {archive.stderr.decode(errors='replace').strip()}")
     subprocess.run(["tar", "-x", "-C", str(copy)], input=archive.stdout, check=True)
     if (copy / "requirements.txt").read_bytes() != (REPO / "requirements.txt").read_bytes():
-        raise SystemExit(f"{commit} pins other packages (requirements.txt differs): it cannot share .venv")
-    (copy / ".venv").symlink_to(REPO / ".venv")
+        unmet = unmet_pins(copy / "requirements.txt", venv)
+        if unmet:
+            raise SystemExit(f"{commit} pins packages that {venv} does not have: {', '.join(unmet)}.\n"
+                             f"Make a .venv for it (its ./export.sh --setup-only in a worktree) and pass "
+                             f"--venv PATH/.venv.")
+        print(f"{commit}: every pin of its requirements.txt is met by {venv}, so both trees share it")
+        shared_venv_view(venv, copy)
+    else:
+        (copy / ".venv").symlink_to(venv)
     (copy / "data" / "lie_detection").symlink_to(REPO / "data" / "lie_detection")
     return copy
 
@@ -122,11 +179,11 @@ def ratios(pairs: list[tuple[float, float]], unit: str = "s") -> str:
             f"(medians {statistics.median(old):.1f} {unit} vs {statistics.median(new):.1f} {unit})")
 
 
-def compare(commit: str, runs: int, authors: list[str]) -> int:
+def compare(commit: str, runs: int, authors: list[str], venv: Path) -> int:
     """Both ratios against `commit`, measured alternately in one run."""
     with tempfile.TemporaryDirectory(prefix="sheet05-bench-") as tmp:
         tmp = Path(tmp)
-        base, here = commit_copy(tmp, commit), repo_copy(tmp)
+        base, here = commit_copy(tmp, commit, venv), repo_copy(tmp)
         print(f"this tree vs {commit}: {runs} runs each, alternating", flush=True)
         notebook, peaks = [], {base: [], here: []}
         for i in range(runs):
@@ -179,9 +236,12 @@ def main() -> int:
                         help="compare with this commit (alternating runs; ratios that commit / this tree)")
     parser.add_argument("--authors", nargs=2, default=["Ada Lovelace", "Alan Turing"],
                         help="names for the exports (default: two sample names)")
+    parser.add_argument("--venv", type=Path, default=REPO / ".venv",
+                        help="with --against: the Python environment for that commit (default: this "
+                             "tree's .venv, used only if it meets every pin of the commit)")
     args = parser.parse_args()
     if args.against:
-        return compare(args.against, args.runs, args.authors)
+        return compare(args.against, args.runs, args.authors, args.venv.resolve())
     with tempfile.TemporaryDirectory(prefix="sheet05-bench-") as tmp:
         tmp = Path(tmp)
         walls, peaks, sections = [], [], []

@@ -36,3 +36,53 @@ print(rss() - base)
     grown = {flag: int(subprocess.run([sys.executable, "-c", code, flag], capture_output=True, text=True,
                                       check=True).stdout) for flag in ("0", "1")}
     assert grown["1"] <= 4, grown
+
+
+FIGURE_WITH_MATH = r"""
+import io, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from sheet05 import runtime
+if sys.argv[1] == "shared":
+    assert runtime.share_math_text_layouts() and runtime.share_math_text_layouts()  # twice: no-op
+fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
+ax.plot([1, 10, 100], [1e-3, 1e-1, 1])
+ax.set_yscale("log")                                       # tick labels are math text
+ax.set_xlabel(r"$\lambda=10$, $x_1$")
+ax.set_title(r"$\frac{1}{2}\sum_i z_i$, $\mathbf{w}\cdot\mathbf{x}$")
+for _ in range(2):                                         # the second save reuses the layouts
+    buf = io.BytesIO()
+    fig.savefig(buf, format="pdf", metadata={"CreationDate": None}, bbox_inches="tight")
+sys.stdout.buffer.write(buf.getvalue())
+"""
+
+
+def test_shared_math_text_layouts_leave_the_pdf_unchanged():
+    """The same figure, with and without the shared cache: the same PDF bytes."""
+    pdfs = {how: subprocess.run([sys.executable, "-c", FIGURE_WITH_MATH, how], capture_output=True,
+                                check=True).stdout for how in ("per-parser", "shared")}
+    assert pdfs["shared"].startswith(b"%PDF") and len(pdfs["shared"]) > 1000
+    assert pdfs["shared"] == pdfs["per-parser"]
+
+
+def test_each_math_text_is_parsed_once_across_renderers(monkeypatch):
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import _mathtext
+
+    assert runtime.share_math_text_layouts()
+    parsed = []
+    original = _mathtext.Parser.parse
+    monkeypatch.setattr(_mathtext.Parser, "parse",
+                        lambda self, s, *args: parsed.append(s) or original(self, s, *args))
+    fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
+    ax.set_xlabel(r"$x_{17}$ only in this test")
+    fig.savefig(io.BytesIO(), format="pdf", bbox_inches="tight")   # three renderers
+    assert parsed.count(r"$x_{17}$ only in this test") == 1
+    fig.savefig(io.BytesIO(), format="pdf")
+    plt.close(fig)
+    assert parsed.count(r"$x_{17}$ only in this test") == 1
