@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 # What the appendix of the PDF prints: the exact enumeration and the counts built on it.
-__appendix__ = ["__doc__", "_on_edge", "_clip", "_split", "Region", "enumerate_regions", "neuron_line_vertices",
-                "vertex_extent", "box_containing_all_vertices"]
+__appendix__ = ["__doc__", "_on_edge", "_clip", "_split", "Region", "enumerate_regions",
+                "neuron_line_vertices", "vertex_extent", "box_containing_all_vertices"]
 
 
 # ----------------------------------------------------------------------------

@@ -342,4 +342,5 @@ def test_clip_and_area_match_numpy_reference_bit_for_bit(seed):
             got, ref = rg._clip(V, tags, sign * s, 99), _clip_numpy(V, tags, sign * s, 99)
             assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
         x, y = V[:, 0], V[:, 1]
-        assert rg.polygon_area(V) == 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+        rolled = np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))
+        assert rg.polygon_area(V) == 0.5 * float(rolled)
