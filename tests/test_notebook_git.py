@@ -186,8 +186,10 @@ async def run_in_kernel(server, kernel_id, sources):
     session = uuid.uuid4().hex
 
     async def reply_to(msg):
+        # The shell reply and the iopub "idle" status travel on different channels, and the
+        # server forwards them in either order: wait for both, whichever comes first.
         await ws.write_message(json.dumps(msg))
-        outputs, count, reply = [], None, None
+        outputs, count, reply, idle = [], None, None, False
         while True:
             raw = await asyncio.wait_for(ws.read_message(), timeout=300)
             assert raw is not None, "the kernel's websocket closed"
@@ -195,6 +197,9 @@ async def run_in_kernel(server, kernel_id, sources):
             if got.get("parent_header", {}).get("msg_id") != msg["header"]["msg_id"]:
                 continue
             kind, content = got["header"]["msg_type"], got["content"]
+            if kind == "status":
+                assert content["execution_state"] != "dead", "the kernel died"
+                idle = idle or content["execution_state"] == "idle"
             if got["channel"] == "shell":
                 reply = content
             elif kind == "stream":
@@ -206,7 +211,7 @@ async def run_in_kernel(server, kernel_id, sources):
                 raise AssertionError(f"cell failed: {content['ename']}: {content['evalue']}")
             elif kind == "execute_input":
                 count = content["execution_count"]
-            if reply is not None and kind == "status" and content["execution_state"] == "idle":
+            if reply is not None and idle:
                 return reply, outputs, count
             if reply is not None and got["channel"] == "shell" and msg["header"]["msg_type"] == "kernel_info_request":
                 return reply, outputs, count
