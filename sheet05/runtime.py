@@ -11,7 +11,7 @@ import sys
 
 # The set-up is printed in the appendix: it fixes the BLAS threads (the shuffled-label numbers
 # follow the BLAS kernel's round-off) and the figures' print size.
-__appendix__ = ["set_up_notebook"]
+__appendix__ = ["set_up_notebook", "set_margins"]
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 TEXT_WIDTH = 6.8  # inches: the width of the PDF's text, the widest a figure is drawn
@@ -24,7 +24,8 @@ def set_up_notebook() -> None:
     * Figures are rendered once, in the format that is used: PNG in Jupyter, vector PDF when
       ./export.sh executes the notebook for the submission (it sets SHEET05_EXPORT=1).
     * Figures are drawn at the size they are printed (at most TEXT_WIDTH, the PDF's text
-      width), with 7-8 pt text, so that 7-8 pt here is 7-8 pt on the A4 page.
+      width), with 7-8 pt text, so that 7-8 pt here is 7-8 pt on the A4 page. Each figure
+      places its panels with fixed margins (set_margins), not with constrained layout.
     * One thread per BLAS and OpenMP call: threads within one small fit fight over the cores
       (several times slower on 2 cores), so independent fits run side by side instead
       (exercise 2), and every run uses the same BLAS code path, so the same round-off.
@@ -35,16 +36,16 @@ def set_up_notebook() -> None:
     * Large freed arrays go back to the operating system (Linux with glibc), which keeps the
       notebook's peak memory below 0.8 GB (see return_freed_arrays_to_the_os).
     * Each math label ($x_1$, $\\lambda=10$, log-axis ticks) is laid out once, not once per
-      drawing pass (see share_math_text_layouts): a fifth of the notebook's figure time.
+      figure (see share_math_text_layouts).
     """
     import matplotlib.pyplot as plt
     from matplotlib_inline.backend_inline import set_matplotlib_formats
     from threadpoolctl import threadpool_limits
 
-    # bbox_inches=None: constrained layout already fits every label inside the figure, and a
-    # tight bounding box would cost a third drawing pass per figure
+    # bbox_inches=None: every figure sets its margins to fit its labels (set_margins), and a
+    # tight bounding box would cost a second drawing pass per figure
     set_matplotlib_formats("pdf" if os.environ.get("SHEET05_EXPORT") else "png", bbox_inches=None)
-    plt.rcParams.update({"figure.dpi": 110, "figure.constrained_layout.use": True,
+    plt.rcParams.update({"figure.dpi": 110, "figure.constrained_layout.use": False,
                          "savefig.bbox": "standard", "font.size": 8,
                          "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
                          "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 8.5})
@@ -55,14 +56,36 @@ def set_up_notebook() -> None:
     share_math_text_layouts()
 
 
+def set_margins(fig, left: float, bottom: float, right: float, top: float,
+                wgap: float = 0.0, hgap: float = 0.0) -> None:
+    """Place the figure's grid of subplots with fixed margins and gaps, in inches.
+
+    The notebook's figures use this instead of matplotlib's constrained layout, which measures
+    every tick label of every axes several times per figure: 0.3-0.7 s a figure, more than
+    drawing it. The margins are chosen once per figure to fit its labels (a test checks that
+    no text leaves the figure and no two panels overlap). Colour bars made with `ax=` a list
+    of axes take their place from the axes' positions: call this before them.
+    """
+    width, height = fig.get_size_inches()
+    grid = fig.axes[0].get_subplotspec().get_topmost_subplotspec().get_gridspec()
+    rows, cols = grid.get_geometry()
+    cell_w = (width - left - right - (cols - 1) * wgap) / cols
+    cell_h = (height - bottom - top - (rows - 1) * hgap) / rows
+    if min(cell_w, cell_h) <= 0:
+        raise ValueError(f"margins and gaps leave no room for the {rows} x {cols} subplots of a "
+                         f"{width:g} x {height:g} in figure")
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
+                        top=1 - top / height, wspace=wgap / cell_w, hspace=hgap / cell_h)
+
+
 def share_math_text_layouts() -> bool:
     """Let every renderer reuse matplotlib's layout of a math text; True if it applies.
 
     matplotlib caches the layout of a math text (`MathTextParser._parse_cached`, which runs
     its pyparsing grammar, ~7 ms a label), but per parser, and each renderer has a parser of
-    its own. Saving a figure with constrained layout and a tight bounding box makes three
-    renderers (layout, bounding box, output), so every label is parsed three times, and the
-    notebook's ~60 math labels cost over a second. The layout depends only on the arguments
+    its own: every figure, and every extra drawing pass of a layout engine or a tight bounding
+    box, parses its labels again, though $x_1$, $x_2$ and the log-axis ticks recur in many
+    figures. The layout depends only on the arguments
     of `_parse_cached` and the parser's output type, so one cache keyed by those returns what
     the parser would (a test compares the PDF bytes). If matplotlib changes that method, this
     does nothing and returns False.
