@@ -17,10 +17,11 @@ tree and its submission.pdf are not touched.
 With --against COMMIT it compares this working tree with that commit instead (a copy made with
 `git archive`, sharing the data, with its own build folder; it shares .venv when that meets
 every pin of the commit's requirements.txt, else pass that commit's own with --venv): (1) the
-notebook under `jupyter nbconvert --execute` and (2) ./export.sh after a theory-only change, each run
-alternately on the two trees (A B A B ...), so that a machine whose speed drifts (other
-programs, a shared machine) slows both alike. It prints every pair, then the median of the
-ratios "that commit / this tree" (above 1: this tree is faster) and the peak memory.
+notebook under `jupyter nbconvert --execute` and (2) ./export.sh after a theory-only change,
+each run alternately on the two trees (after one untimed warm-up run of each: A B, B A, A B,
+...), so that a machine whose speed drifts (other programs, a shared machine) slows both
+alike. It prints every pair, then the median of the ratios "that commit / this tree" (above
+1: this tree is faster) and the peak memory.
 """
 
 from __future__ import annotations
@@ -185,14 +186,16 @@ def compare(commit: str, runs: int, authors: list[str], venv: Path) -> int:
         tmp = Path(tmp)
         base, here = commit_copy(tmp, commit, venv), repo_copy(tmp)
         print(f"this tree vs {commit}: {runs} runs each, alternating", flush=True)
+        for repo in (base, here):   # warm-up, not timed: the first run reads every file from disk
+            run_notebook(tmp / f"warm-up-{repo.name}.ipynb", repo)
         notebook, peaks = [], {base: [], here: []}
         for i in range(runs):
-            pair = []
-            for repo in (base, here):
-                wall, peak = run_notebook(tmp / f"executed-{repo.name}-{i}.ipynb", repo)
-                pair.append(wall)
+            walls = {}
+            # A B, then B A, ...: neither tree always runs first, on a machine that slows or speeds up
+            for repo in ((base, here) if i % 2 == 0 else (here, base)):
+                walls[repo], peak = run_notebook(tmp / f"executed-{repo.name}-{i}.ipynb", repo)
                 peaks[repo].append(peak)
-            notebook.append(tuple(pair))
+            notebook.append((walls[base], walls[here]))
         print("1. notebook (jupyter nbconvert --execute), that commit vs this tree:")
         summary_1 = ratios(notebook)
         print(f"   {summary_1}; peak memory {max(peaks[base]):.0f} MB vs {max(peaks[here]):.0f} MB")
@@ -200,14 +203,13 @@ def compare(commit: str, runs: int, authors: list[str], venv: Path) -> int:
             timed_export(repo, "--authors", *authors)  # warm: builds every cache once
         theory = []
         for i in range(runs):
-            pair = []
-            for repo in (base, here):
+            seconds = {}
+            for repo in ((base, here) if i % 2 == 0 else (here, base)):
                 touch_theory(repo, i)
-                seconds, out = timed_export(repo, "--authors", *authors)
+                seconds[repo], out = timed_export(repo, "--authors", *authors)
                 if "reusing" not in out:
                     raise SystemExit(f"the theory-only export of {repo.name} executed the notebook again")
-                pair.append(seconds)
-            theory.append(tuple(pair))
+            theory.append((seconds[base], seconds[here]))
         print("2. ./export.sh after a theory-only change, that commit vs this tree:")
         summary_2 = ratios(theory)
         print(f"   {summary_2}")

@@ -54,6 +54,8 @@ def set_up_notebook() -> None:
     threadpool_limits(limits=1)
     return_freed_arrays_to_the_os()
     share_math_text_layouts()
+    if os.environ.get("SHEET05_CHECK_LAYOUT"):
+        check_layouts_on_show()
 
 
 def set_margins(fig, left: float, bottom: float, right: float, top: float,
@@ -76,6 +78,53 @@ def set_margins(fig, left: float, bottom: float, right: float, top: float,
                          f"{width:g} x {height:g} in figure")
     fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
                         top=1 - top / height, wspace=wgap / cell_w, hspace=hgap / cell_h)
+
+
+def layout_problems(fig, tolerance: float = 0.5) -> list[str]:
+    """What the margins of `fig` get wrong, as sentences: text that leaves the figure, and
+    panels (each axes with its ticks, labels and title; colour bars; the suptitle; figure
+    legends) that overlap one another by more than `tolerance` pixels. Draws the figure."""
+    renderer = fig.canvas.get_renderer()
+    fig.draw_without_rendering()   # ticks, aspect ratios and colour bars as in the output
+    boxes = [(f"axes {i} ({ax.get_title() or ax.get_label() or 'no title'})",
+              ax.get_tightbbox(renderer)) for i, ax in enumerate(fig.axes)]
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text():
+        boxes.append(("the suptitle", suptitle.get_window_extent(renderer)))
+    boxes += [(f"figure legend {i}", legend.get_window_extent(renderer))
+              for i, legend in enumerate(fig.legends)]
+    page = fig.bbox
+    problems = [f"{name} leaves the figure" for name, box in boxes
+                if min(box.x0 - page.x0, box.y0 - page.y0, page.x1 - box.x1,
+                       page.y1 - box.y1) < -tolerance]
+    for i, (name, box) in enumerate(boxes):
+        for other, box2 in boxes[i + 1:]:
+            width = min(box.x1, box2.x1) - max(box.x0, box2.x0)
+            height = min(box.y1, box2.y1) - max(box.y0, box2.y0)
+            if min(width, height) > tolerance:
+                problems.append(f"{name} and {other} overlap ({width:.0f} x {height:.0f} px)")
+    return problems
+
+
+def check_layouts_on_show() -> None:
+    """Make plt.show() raise if an open figure has layout_problems. The tests' export sets
+    SHEET05_CHECK_LAYOUT=1 for this; it costs about as much as constrained layout."""
+    import matplotlib.pyplot as plt
+
+    show = getattr(plt.show, "unchecked", plt.show)
+
+    def checked_show(*args, **kwargs):
+        for number in plt.get_fignums():
+            fig = plt.figure(number)
+            problems = layout_problems(fig)
+            if problems:
+                title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
+                raise ValueError(f"figure {title!r}: " + "; ".join(problems)
+                                 + ". Widen its margins or gaps (set_margins).")
+        return show(*args, **kwargs)
+
+    checked_show.unchecked = show
+    plt.show = checked_show
 
 
 def share_math_text_layouts() -> bool:

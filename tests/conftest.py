@@ -197,5 +197,7 @@ def exported(tmp_path_factory, course_data):
     repo = copy_of_repo(base / AWKWARD_DIR / "repo")
     # reuse the verified data instead of copying 60 MB again; export.sh verifies it anyway
     (repo / "data" / "lie_detection").symlink_to(course_data)
-    result = run_export(repo, "--authors", "Ada Lovelace", "Alan Turing", env=mac_like_env(base / "mac"))
+    env = mac_like_env(base / "mac")
+    env["SHEET05_CHECK_LAYOUT"] = "1"   # plt.show() checks each figure's margins (sheet05.runtime)
+    result = run_export(repo, "--authors", "Ada Lovelace", "Alan Turing", env=env)
     return repo, result

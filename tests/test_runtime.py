@@ -1,4 +1,5 @@
-"""sheet05.runtime: the glibc setting that keeps the notebook's peak memory down."""
+"""sheet05.runtime: fixed figure margins and their check, shared math-text layouts, and the glibc
+setting that keeps the notebook's peak memory down."""
 
 import subprocess
 import sys
@@ -86,3 +87,60 @@ def test_each_math_text_is_parsed_once_across_renderers(monkeypatch):
     fig.savefig(io.BytesIO(), format="pdf")
     plt.close(fig)
     assert parsed.count(r"$x_{17}$ only in this test") == 1
+
+
+def two_panels(**margins):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(4.0, 2.0))
+    for ax in axes:
+        ax.plot([0, 1], [0, 1])
+        ax.set(xlabel="$x_1$", ylabel="a y label", title="a title")
+    fig.suptitle("suptitle")
+    runtime.set_margins(fig, **margins)
+    return fig
+
+
+def test_set_margins_places_the_panels_in_inches():
+    fig = two_panels(left=0.6, bottom=0.45, right=0.15, top=0.5, wgap=0.7)
+    width, height = fig.get_size_inches()
+    placed = [[round(v, 9) for v in (ax.get_position().extents * [width, height, width, height])]
+              for ax in fig.axes]
+    assert placed == [[0.6, 0.45, 1.875, 1.5], [2.575, 0.45, 3.85, 1.5]]
+    assert runtime.layout_problems(fig) == []
+
+
+def test_layout_problems_names_clipped_text_and_overlapping_panels():
+    clipped = runtime.layout_problems(two_panels(left=0.05, bottom=0.45, right=0.15, top=0.5, wgap=0.7))
+    assert clipped == ["axes 0 (a title) leaves the figure"], clipped
+    crowded = runtime.layout_problems(two_panels(left=0.6, bottom=0.45, right=0.15, top=0.1, wgap=0.05))
+    assert any(p.startswith("axes 0 (a title) and axes 1 (a title) overlap") for p in crowded), crowded
+    assert any("the suptitle" in p and "overlap" in p for p in crowded), crowded
+
+
+def test_set_margins_refuses_margins_wider_than_the_figure():
+    import pytest
+
+    with pytest.raises(ValueError, match="no room for the 1 x 2 subplots of a 4 x 2 in figure"):
+        two_panels(left=2.0, bottom=0.45, right=2.0, top=0.5)
+
+
+def test_checked_show_raises_with_the_figure_and_the_fix(monkeypatch):
+    import matplotlib.pyplot as plt
+    import pytest
+
+    monkeypatch.setattr(plt, "show", plt.show)   # restored afterwards
+    runtime.check_layouts_on_show()
+    runtime.check_layouts_on_show()   # twice: still one check, around the original show
+    assert plt.show.unchecked.__name__ == "show"
+    two_panels(left=0.05, bottom=0.45, right=0.15, top=0.5, wgap=0.7)
+    with pytest.raises(ValueError, match=r"figure 'suptitle': axes 0 \(a title\) leaves the figure\. "
+                                         r"Widen its margins or gaps \(set_margins\)\."):
+        plt.show()
+    plt.close("all")
+    two_panels(left=0.6, bottom=0.45, right=0.15, top=0.5, wgap=0.7)
+    plt.show()
+    plt.close("all")
