@@ -134,10 +134,9 @@ def share_math_text_layouts() -> bool:
     its pyparsing grammar, ~7 ms a label), but per parser, and each renderer has a parser of
     its own: every figure, and every extra drawing pass of a layout engine or a tight bounding
     box, parses its labels again, though $x_1$, $x_2$ and the log-axis ticks recur in many
-    figures. The layout depends only on the arguments
-    of `_parse_cached` and the parser's output type, so one cache keyed by those returns what
-    the parser would (a test compares the PDF bytes). If matplotlib changes that method, this
-    does nothing and returns False.
+    figures. The layout depends only on the arguments of `_parse_cached` and the parser's
+    output type, so one cache keyed by those returns what the parser would (a test compares
+    the PDF bytes). If matplotlib changes that method, this does nothing and returns False.
     """
     from matplotlib.mathtext import MathTextParser
 
