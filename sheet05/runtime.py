@@ -118,8 +118,7 @@ def check_layouts_on_show() -> None:
             fig = plt.figure(number)
             problems = layout_problems(fig)
             if problems:
-                title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
-                raise ValueError(f"figure {title!r}: " + "; ".join(problems)
+                raise ValueError(f"figure {fig.get_suptitle()!r}: " + "; ".join(problems)
                                  + ". Widen its margins or gaps (set_margins).")
         return show(*args, **kwargs)
 

@@ -4,6 +4,8 @@ setting that keeps the notebook's peak memory down."""
 import subprocess
 import sys
 
+import pytest
+
 from sheet05 import runtime
 
 
@@ -122,15 +124,12 @@ def test_layout_problems_names_clipped_text_and_overlapping_panels():
 
 
 def test_set_margins_refuses_margins_wider_than_the_figure():
-    import pytest
-
     with pytest.raises(ValueError, match="no room for the 1 x 2 subplots of a 4 x 2 in figure"):
         two_panels(left=2.0, bottom=0.45, right=2.0, top=0.5)
 
 
 def test_checked_show_raises_with_the_figure_and_the_fix(monkeypatch):
     import matplotlib.pyplot as plt
-    import pytest
 
     monkeypatch.setattr(plt, "show", plt.show)   # restored afterwards
     runtime.check_layouts_on_show()
