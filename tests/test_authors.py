@@ -13,8 +13,19 @@ from conftest import REPO, copy_of_repo
 from sheet05 import authors, export
 
 
-def test_the_shipped_authors_file_holds_placeholders():
-    names = authors.read_authors(str(REPO / "authors.txt"))
+def shipped_authors_text() -> str:
+    """authors.txt as the repository ships it: the committed file, not the working copy, in
+    which the README asks students to put their names."""
+    try:
+        return subprocess.run(["git", "show", "HEAD:authors.txt"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):   # not a git checkout: the file as shipped
+        return (REPO / "authors.txt").read_text(encoding="utf-8")
+
+
+def test_the_shipped_authors_file_holds_placeholders(tmp_path):
+    (tmp_path / "authors.txt").write_text(shipped_authors_text(), encoding="utf-8")
+    names = authors.read_authors(str(tmp_path / "authors.txt"))
     assert len(names) == 2 and all(authors.is_placeholder(n) for n in names)
 
 
@@ -45,6 +56,7 @@ def test_names_from_the_file_and_from_the_option(tmp_path):
 def shipped_copy(tmp_path):
     """A copy of the repository as a student gets it, with an old submission.pdf in it."""
     repo = copy_of_repo(tmp_path / "repo")
+    (repo / "authors.txt").write_text(shipped_authors_text(), encoding="utf-8")
     (repo / "submission.pdf").write_bytes(b"%PDF-1.5 the last good submission\n")
     return repo, hashlib.sha256((repo / "submission.pdf").read_bytes()).hexdigest()
 
