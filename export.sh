@@ -5,35 +5,42 @@
 
 usage() {
   cat <<'EOF'
-Usage: ./export.sh [--authors "Your Name" "Your Partner's Name"] [--draft] [--rerun] [--setup-only] [--dry-run]
+Usage: ./export.sh [--authors "Your Name" "Partner's Name"] [--draft] [--rerun]
+                   [--setup-only] [--dry-run]
 
-Builds submission.pdf: Python environment (.venv from requirements.txt, with uv if it is on
-the PATH, else with pip) -> TeX toolchain ->
-course data (fetched, checksum-verified) -> execute the notebook -> notebook PDF -> theory
-PDF and appendix -> title page, contents and merge. submission.pdf is replaced only if every
-step succeeds. Set your two names once in authors.txt first: without them it stops at once.
+Builds submission.pdf in seven steps: Python environment (.venv from
+requirements.txt, with uv if it is on the PATH, else with pip) -> TeX toolchain
+-> course data (fetched, checksum-verified) -> execute the notebook -> notebook
+PDF -> theory PDF and appendix -> title page, contents and merge.
+submission.pdf is replaced only if every step succeeds. Set your two names once
+in authors.txt first: without them it stops at once.
 
-  --authors A B   the two names for the title page (default: the names in authors.txt)
-  --draft         build draft.pdf, marked DRAFT on its title page, even without both names
-                  (submission.pdf is left as it is)
-  --rerun         execute the notebook even if nothing it depends on has changed (by default
-                  the last executed copy is reused when the notebook's cells, the sheet05 modules it
-                  imports, requirements.txt, the Python version and the data manifest are
-                  unchanged)
-  --setup-only    steps 1-3 only: .venv, TeX check, course data (what the notebook in
-                  Jupyter and the tests need); no names needed
-  --dry-run       change nothing: show what step 1 would download and install (pip's plan,
-                  made in a throwaway environment; report in build/setup-dry-run.json)
-  -h, --help      this text
+  --authors A B  the two names for the title page (default: from authors.txt)
+  --draft        build draft.pdf, marked DRAFT on its title page, even without
+                 both names (submission.pdf is left as it is)
+  --rerun        execute the notebook even if nothing it depends on has changed
+                 (by default the last executed copy is reused while the
+                 notebook's cells, the sheet05 modules it imports,
+                 requirements.txt, the Python version and the data manifest are
+                 unchanged)
+  --setup-only   steps 1-3 only: .venv, TeX check, course data (what the
+                 notebook in Jupyter and the tests need); no names needed
+  --dry-run      change nothing: show what step 1 would download and install
+                 (pip's plan, made in a throwaway environment; report in
+                 build/setup-dry-run.json)
+  -h, --help     this text
 
 Environment:
-  PYTHON=python3.12           the interpreter for .venv (default: the first of python3.14,
-                              python3.13, python3.12, python3.11, python3 that is 3.11-3.14)
-  INSTALLER=uv|pip            which installs .venv (default: uv if it is on the PATH, else pip)
-  TORCH_WHEELS=DIR|FILE|URL   another place for the Linux CPU build of torch (requirements.txt
-                              takes it from https://download.pytorch.org/whl/cpu/torch/; the
-                              file must match its SHA-256 in requirements.txt)
-  LIE_DETECTION_MIRROR=DIR    a local copy of the course data (see README.md)
+  PYTHON=python3.12          the interpreter for .venv (default: the first of
+                             python3.14, python3.13, python3.12, python3.11,
+                             python3 that is 3.11-3.14)
+  INSTALLER=uv|pip           which installs .venv (default: uv if it is on the
+                             PATH, else pip)
+  TORCH_WHEELS=DIR|FILE|URL  another place for the Linux CPU build of torch
+                             (default: PyTorch's CPU page, as listed in
+                             torch-cpu-wheels.html; the file must match its
+                             SHA-256 in requirements.txt)
+  LIE_DETECTION_MIRROR=DIR   a local copy of the course data (see README.md)
 EOF
 }
 

@@ -62,6 +62,14 @@ def names_problem(authors, source):
     return None
 
 
+def left_as_it_was(pdf):
+    """What a build that stopped did to `pdf` (a path): nothing, whether or not there is one."""
+    name = os.path.basename(str(pdf))
+    if os.path.exists(str(pdf)):
+        return "%s was left as it was (nothing was replaced)." % name
+    return "No %s was written (there is none yet)." % name
+
+
 def check_names(authors=None, draft=False, path=AUTHORS_FILE):
     """The two names for the title page: `authors` (from --authors) or those in authors.txt.
 

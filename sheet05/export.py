@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sheet05.authors import AuthorsError, check_names
+from sheet05.authors import AuthorsError, check_names, left_as_it_was
 from sheet05.report import latex_escape
 
 # nbformat validates notebooks with jsonschema, which imports rfc3987_syntax when it is
@@ -224,6 +224,32 @@ class NotebookFailed(BuildError):
     pass
 
 
+def read_notebook(path: Path):
+    """The notebook at `path`. If it cannot be read (an editor that stopped while saving, or a
+    merge conflict between the two partners' commits left git's markers in it), a BuildError
+    names the file, the line where its JSON breaks and the way back."""
+    import nbformat
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        where = (f"line {err.lineno}, column {err.colno} ({err.msg.removesuffix(' starting at').lower()})"
+                 if isinstance(err, json.JSONDecodeError) else f"byte {err.start} (not UTF-8)")
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        marker = re.search(r"^(<<<<<<<|=======$|>>>>>>>)", text, re.M)
+        cause = (f"it holds git's merge-conflict markers (line {text.count(chr(10), 0, marker.start()) + 1}: "
+                 f"'{marker.group(1)}'), from a merge of two versions" if marker else
+                 "perhaps an editor stopped while saving it, or a merge went wrong")
+        raise BuildError(
+            f"{path.name} is not a readable notebook: its JSON breaks at {where}; {cause}.\n"
+            f"  Back to the last committed version (your changes since then are lost; copy the file\n"
+            f"  first to keep them):  git checkout -- {path.name}\n"
+            f"  After a merge conflict, keep one side:  git checkout --ours -- {path.name}  (or --theirs),\n"
+            f"  or merge the two versions cell by cell with nbdime (https://nbdime.readthedocs.io).") from None
+    return nbformat.reads(text, as_version=4)
+
+
 def _heading_above(cells, index: int) -> str:
     for cell in reversed(cells[:index]):
         if cell.cell_type == "markdown":
@@ -241,11 +267,11 @@ def execute_notebook(src: Path = NOTEBOOK, dst: Path | None = None, timeout: int
     NotebookFailed naming the cell number, the heading above it and its first line.
     """
     import nbformat
-    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    nb = nbformat.read(src, as_version=4)
+    nb = read_notebook(src)
     failed: dict = {}
 
     def remember(cell, cell_index, execute_reply, **_):
@@ -253,11 +279,13 @@ def execute_notebook(src: Path = NOTEBOOK, dst: Path | None = None, timeout: int
 
     # IPC (local socket files, in a private temporary folder removed afterwards) instead of
     # TCP: nothing listens on the network, and the kernel does not warn about unencrypted TCP.
+    # nbclient makes the kernel manager (an asynchronous one, so that Ctrl+C is noticed while a
+    # silent cell runs) and stops the kernel at once when the run ends or is interrupted.
     sockets = tempfile.mkdtemp(prefix="sheet05-kernel-")
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "ipc"))
+    config = Config({"AsyncKernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "ipc")}})
     client = NotebookClient(
-        nb, km=km, timeout=timeout, kernel_name="python3", on_cell_error=remember,
-        resources={"metadata": {"path": str(cwd)}},
+        nb, timeout=timeout, kernel_name="python3", on_cell_error=remember, config=config,
+        resources={"metadata": {"path": str(cwd)}}, shutdown_kernel="immediate",
     )
     # SHEET05_EXPORT=1 tells the notebook to render its figures as (vector) PDF only.
     env = {**os.environ, "SHEET05_EXPORT": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
@@ -273,8 +301,6 @@ def execute_notebook(src: Path = NOTEBOOK, dst: Path | None = None, timeout: int
             f"starting '{first[:70]}') failed with {reason}"
         ) from None
     finally:
-        if km.has_kernel:
-            km.shutdown_kernel(now=True)
         shutil.rmtree(sockets, ignore_errors=True)
         if dst is not None:
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -340,10 +366,8 @@ def notebook_pdf(nb, workdir: Path) -> Path:
 def notebook_inputs(notebook: Path = NOTEBOOK, root: Path = REPO_ROOT) -> list[Path]:
     """The files the executed notebook depends on: the notebook, the sheet05 modules it imports
     (and the ones those import), requirements.txt and the data manifest."""
-    import nbformat
-
     package = root / "sheet05"
-    todo = [name for cell in nbformat.read(notebook, as_version=4).cells if cell.cell_type == "code"
+    todo = [name for cell in read_notebook(notebook).cells if cell.cell_type == "code"
             for name in helper_imports(cell.source, package)]
     modules = []
     while todo:
@@ -375,9 +399,7 @@ def notebook_cells(notebook: Path = NOTEBOOK) -> str:
     export executes the notebook afresh anyway. The tags stay in: they decide what the PDF
     shows (the code of cells tagged "prose" is hidden).
     """
-    import nbformat
-
-    cells = nbformat.read(notebook, as_version=4).cells
+    cells = read_notebook(notebook).cells
     return json.dumps([[cell.cell_type, cell.source, sorted(cell.metadata.get("tags", [])),
                         cell.get("attachments", {})] for cell in cells], sort_keys=True)
 
@@ -788,6 +810,30 @@ def _add_on_a4(writer, page):
     return sheet
 
 
+def _link_to_page_names(front, page) -> None:
+    """Point every internal link of `page` (a front-matter page) at `page.N`, N being the page
+    it leads to. Each front-matter page has the number of the merged page it stands for, so the
+    target is found in the front matter's own PDF, whatever the link names: xdvipdfmx of
+    TeX Live 2022 and newer keeps hyperref's names (`page.7`), that of TeX Live 2020 renames
+    the ones a link uses to short names ('0', '1', ...) and drops the rest."""
+    from pypdf.generic import ArrayObject, NameObject, TextStringObject
+
+    names = None
+    for annot in page.get("/Annots", []):
+        action = annot.get_object().get("/A")
+        if action is None or action.get("/S") != "/GoTo":
+            continue
+        target = action["/D"]
+        if isinstance(target, ArrayObject):  # an explicit destination: [page /XYZ ...]
+            index = [p.indirect_reference.idnum for p in front.pages].index(target[0].idnum)
+        else:
+            names = front.named_destinations if names is None else names
+            if str(target) not in names:
+                raise BuildError(f"the front matter links to '{target}', a target it does not define")
+            index = front.get_destination_page_number(names[str(target)])
+        action[NameObject("/D")] = TextStringObject(f"page.{index + 1}")
+
+
 def merge_front_and_parts(front_pdf: Path, parts: list[Part], at: Layout, out: Path) -> Path:
     """The submission: the typeset front matter, then every page of every part with the page
     number of the empty page it replaces laid over it; bookmarks for the answers, every part and
@@ -800,7 +846,7 @@ def merge_front_and_parts(front_pdf: Path, parts: list[Part], at: Layout, out: P
         raise BuildError(f"{front_pdf}: {len(front.pages)} pages, expected {at.total}")
     writer = PdfWriter()
     for page in front.pages[:at.first_part - 1]:
-        writer.add_page(page)
+        _link_to_page_names(front, writer.add_page(page))
     for part, start in zip(parts, at.starts):
         for k, page in enumerate(PdfReader(part.pdf).pages):
             sheet = _add_on_a4(writer, page)
@@ -865,21 +911,22 @@ DRAFT_MARK = (r"{\sffamily\bfseries\Huge DRAFT\par}\vspace{0.3em}"
 def replace_atomically(built: Path, target: Path = OUTPUT) -> None:
     """Copy next to `target`, then rename: readers see the old or the new PDF, never half."""
     tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(built, tmp)
-    os.replace(tmp, target)
+    try:
+        shutil.copyfile(built, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- main
 
 
 def _theory_and_appendix(notebook: Path):
-    import nbformat
-
     sources = sorted(p for p in THEORY_DIR.rglob("*") if p.is_file() and p.suffix not in LATEX_OUTPUT)
     pdf = cached_build(BUILD / "theory", content_key([*sources, EXPORT_CODE]), lambda: theory_pdf(BUILD / "theory"))
     theory = Part("Part I: Theory (exercises 1, 3(a), 3(d), 3(e) and 5)", pdf)
     notes = [Part(f"Handwritten notes: {p.name}", p) for p in scanned_notes()]
-    modules = imported_helper_modules(nbformat.read(notebook, as_version=4))
+    modules = imported_helper_modules(read_notebook(notebook))
     code = [REPO_ROOT / "sheet05" / f"{m}.py" for m in modules]
     pdf = cached_build(BUILD / "appendix", content_key([*code, EXPORT_CODE], *modules),
                        lambda: appendix_pdf(modules, BUILD / "appendix"))
@@ -941,8 +988,7 @@ def main(argv: list[str] | None = None) -> int:
         out = build(authors, output=output, first_step=args.first_step, total=args.total_steps,
                     rerun=args.rerun, draft=args.draft)
     except BuildError as err:
-        print(f"\nexport failed: {err}\n{output.name} was left as it was (nothing was replaced).",
-              file=sys.stderr)
+        print(f"\nexport failed: {err}\n{left_as_it_was(output)}", file=sys.stderr)
         return 1
     where = out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out
     if args.draft:

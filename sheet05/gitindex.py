@@ -7,9 +7,10 @@ the size it recorded when it last read the file: a notebook saved with outputs i
 record: if the notebook, as git sees it, has the content git already has, it re-reads the
 file (`git add`, which then stages nothing new); after a real edit it changes nothing.
 
-Jupyter runs `post_save` after every save (./export.sh sets this up in
-.venv/etc/jupyter/jupyter_server_config.py), and ./export.sh runs `refresh` on the notebook
-each time, which covers editors without such a hook (VS Code).
+Jupyter runs `post_save` after every save: this module is a Jupyter server extension that
+registers it (./export.sh enables it in .venv/etc/jupyter/jupyter_server_config.py), beside any
+save hook of the student's own. ./export.sh also runs `refresh` on the notebook each time,
+which covers editors without such a hook (VS Code).
 """
 
 import os
@@ -40,6 +41,16 @@ def refresh(path):
 
 
 def post_save(model=None, os_path=None, contents_manager=None, **kwargs):
-    """Jupyter's post-save hook (FileContentsManager.post_save_hook)."""
+    """Jupyter's post-save hook (see _load_jupyter_server_extension)."""
     if os_path and os_path.endswith(".ipynb"):
         refresh(os_path)
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "sheet05.gitindex"}]
+
+
+def _load_jupyter_server_extension(serverapp):
+    """Register post_save with the server's contents manager (register_post_save_hook adds it
+    to the save hooks; setting the post_save_hook option would replace another one)."""
+    serverapp.contents_manager.register_post_save_hook(post_save)

@@ -35,9 +35,11 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,6 +106,37 @@ class UsageError(Exception):
 
 class StepFailed(SetupError):
     """A step failed and has said why already."""
+
+
+def run_child(cmd, **kwargs):
+    """Run a step's own process (the data check, the build); its exit code.
+
+    Ctrl+C reaches this process and the child alike (the terminal sends it to the whole
+    group). The child then stops wherever it is, and the libraries it stops mid-way print
+    tracebacks: what the child writes to stderr after Ctrl+C is dropped, and KeyboardInterrupt
+    is raised here once the child has ended, so that one line says what was kept (see main).
+    Until then its stderr is passed through as it comes."""
+    child = subprocess.Popen(cmd, stderr=subprocess.PIPE, **kwargs)
+    interrupted = threading.Event()
+
+    def pass_stderr_on():
+        for chunk in iter(lambda: os.read(child.stderr.fileno(), 65536), b""):
+            if not interrupted.is_set():
+                sys.stderr.buffer.write(chunk)
+                sys.stderr.flush()
+
+    relay = threading.Thread(target=pass_stderr_on, daemon=True)
+    relay.start()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    try:
+        rc = child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    relay.join()
+    child.stderr.close()
+    if interrupted.is_set():
+        raise KeyboardInterrupt
+    return rc
 
 
 # --------------------------------------------------------------------------- output
@@ -1093,14 +1126,15 @@ JUPYTER_HOOK_CONFIG = os.path.join("etc", "jupyter", "jupyter_server_config.py")
 JUPYTER_HOOK = """\
 # Written by ./export.sh (sheet05/setup.py). After Jupyter saves a notebook of the repository
 # that holds this .venv, sheet05/gitindex.py refreshes git's record of it, so that `git status`
-# stays clean when only outputs and editor metadata changed.
+# stays clean when only outputs and editor metadata changed. It is a server extension that
+# registers its hook beside any other save hook (see gitindex._load_jupyter_server_extension).
 import os as _os
-import runpy as _runpy
 import sys as _sys
 
-_hook = _os.path.join(_os.path.dirname(_sys.prefix), "sheet05", "gitindex.py")
-if _os.path.isfile(_hook):
-    c.ContentsManager.post_save_hook = _runpy.run_path(_hook)["post_save"]
+_repo = _os.path.dirname(_sys.prefix)
+if _os.path.isfile(_os.path.join(_repo, "sheet05", "gitindex.py")):
+    _sys.path.append(_repo)  # appended: every installed package keeps its precedence
+    c.ServerApp.jpserver_extensions.update({"sheet05.gitindex": True})
 """
 
 
@@ -1143,7 +1177,9 @@ def run(opts):
     if not opts["setup_only"]:
         authors_problem = names_problem(opts)
         if authors_problem:
-            warn("error: %s\nsubmission.pdf was left as it was." % authors_problem)
+            from sheet05.authors import left_as_it_was
+
+            warn("error: %s\n%s" % (authors_problem, left_as_it_was(os.path.join(ROOT, "submission.pdf"))))
             return 1
     with Step(1, "Python environment (.venv from requirements.txt)"):
         python = step_environment(explicit)
@@ -1152,7 +1188,7 @@ def run(opts):
     with Step(2, "TeX toolchain (xelatex, latexmk, pandoc, LaTeX packages, Latin Modern; DejaVu from .venv)"):
         step_tex()
     with Step(3, "Course data for exercise 2 (data/lie_detection, SHA-256 verified)"):
-        if subprocess.run([python, "-m", "sheet05.data", "fetch"], cwd=ROOT).returncode != 0:
+        if run_child([python, "-m", "sheet05.data", "fetch"], cwd=ROOT) != 0:
             raise StepFailed()
     if opts["setup_only"]:
         say("set-up complete (%.1f s): .venv, TeX and the course data are ready." % (time.perf_counter() - started))
@@ -1173,7 +1209,7 @@ def run(opts):
         cmd.append("--rerun")
     if opts["draft"]:
         cmd.append("--draft")
-    rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+    rc = run_child(cmd, cwd=ROOT, env=env)
     if rc == 0:
         say("total %.1f s" % (time.perf_counter() - started))
     return rc
@@ -1202,7 +1238,11 @@ def main(argv=None):
             warn("error: %s" % err)
         return 1
     except KeyboardInterrupt:
-        warn("interrupted")
+        from sheet05.authors import left_as_it_was
+
+        warn("\nInterrupted. %s What earlier steps completed is kept (.venv, the course data, the "
+             "build cache); ./export.sh goes on from there."
+             % left_as_it_was(os.path.join(ROOT, "draft.pdf" if opts["draft"] else "submission.pdf")))
         return 130
 
 

@@ -81,6 +81,17 @@ def working_files(root: Path = REPO, use_git: bool | None = None) -> list[str]:
     return files
 
 
+def committed_text(rel: str) -> str:
+    """The file `rel` as the repository ships it: the committed version (HEAD), not the working
+    copy that students edit (their names in authors.txt, the notebook saved with outputs);
+    without git (a "Download ZIP" copy), the working copy."""
+    if is_git_checkout():
+        result = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=REPO, capture_output=True)
+        if result.returncode == 0:
+            return result.stdout.decode("utf-8")
+    return (REPO / rel).read_text(encoding="utf-8")
+
+
 def copy_of_repo(dest: Path, link_venv: bool = True, use_git: bool | None = None) -> Path:
     """The project's working files copied to `dest` (with or without git, see working_files).
 

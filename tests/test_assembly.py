@@ -136,3 +136,35 @@ def test_front_matter_is_typeset_again_when_its_length_changes(merged, tmp_path)
     reader = pypdf.PdfReader(pdf)
     assert len(reader.pages) == 1 + 6
     assert "Theory one" in page_text(pdf, 2)
+
+
+def test_links_are_found_whatever_the_front_matter_names_them(tmp_path):
+    """xdvipdfmx of TeX Live 2020 renames the destinations that links use to '0', '1', ...
+    (2022 and newer keep hyperref's `page.N`); an explicit [page /XYZ ...] target is followed
+    too. Every internal link of a front page then leads to `page.N` of the page it targets."""
+    from pypdf.generic import (ArrayObject, DictionaryObject, FloatObject, NameObject, NullObject,
+                               NumberObject, TextStringObject)
+
+    writer = pypdf.PdfWriter()
+    for _ in range(3):
+        writer.add_blank_page(*A4)
+    writer.add_named_destination("0", 2)  # the short name TeX Live 2020 gives page 3's anchor
+
+    def link(target):
+        return DictionaryObject({NameObject("/Type"): NameObject("/Annot"), NameObject("/Subtype"): NameObject("/Link"),
+                                 NameObject("/Rect"): ArrayObject([NumberObject(0)] * 4),
+                                 NameObject("/A"): DictionaryObject({NameObject("/S"): NameObject("/GoTo"),
+                                                                     NameObject("/D"): target})})
+
+    explicit = ArrayObject([writer.pages[1].indirect_reference, NameObject("/XYZ"), NullObject(),
+                            FloatObject(800), NullObject()])
+    writer.pages[0][NameObject("/Annots")] = ArrayObject([link(TextStringObject("0")), link(explicit)])
+    writer.write(tmp_path / "front.pdf")
+    front = pypdf.PdfReader(tmp_path / "front.pdf")
+    page = front.pages[0]
+    export._link_to_page_names(front, page)
+    assert [str(a.get_object()["/A"]["/D"]) for a in page["/Annots"]] == ["page.3", "page.2"]
+
+    page[NameObject("/Annots")] = ArrayObject([link(TextStringObject("nowhere"))])
+    with pytest.raises(export.BuildError, match="'nowhere'"):
+        export._link_to_page_names(front, page)

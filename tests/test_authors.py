@@ -9,22 +9,12 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, copy_of_repo
+from conftest import REPO, committed_text, copy_of_repo
 from sheet05 import authors, export
 
 
-def shipped_authors_text() -> str:
-    """authors.txt as the repository ships it: the committed file, not the working copy, in
-    which the README asks students to put their names."""
-    try:
-        return subprocess.run(["git", "show", "HEAD:authors.txt"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):   # not a git checkout: the file as shipped
-        return (REPO / "authors.txt").read_text(encoding="utf-8")
-
-
 def test_the_shipped_authors_file_holds_placeholders(tmp_path):
-    (tmp_path / "authors.txt").write_text(shipped_authors_text(), encoding="utf-8")
+    (tmp_path / "authors.txt").write_text(committed_text("authors.txt"), encoding="utf-8")
     names = authors.read_authors(str(tmp_path / "authors.txt"))
     assert len(names) == 2 and all(authors.is_placeholder(n) for n in names)
 
@@ -56,7 +46,7 @@ def test_names_from_the_file_and_from_the_option(tmp_path):
 def shipped_copy(tmp_path):
     """A copy of the repository as a student gets it, with an old submission.pdf in it."""
     repo = copy_of_repo(tmp_path / "repo")
-    (repo / "authors.txt").write_text(shipped_authors_text(), encoding="utf-8")
+    (repo / "authors.txt").write_text(committed_text("authors.txt"), encoding="utf-8")
     (repo / "submission.pdf").write_bytes(b"%PDF-1.5 the last good submission\n")
     return repo, hashlib.sha256((repo / "submission.pdf").read_bytes()).hexdigest()
 
@@ -81,7 +71,18 @@ def test_export_with_placeholder_names_stops_at_once_and_keeps_the_pdf(tmp_path,
     assert "--draft" in result.stderr
     assert "[1/7]" not in result.stdout          # stopped before the set-up
     assert hashlib.sha256((repo / "submission.pdf").read_bytes()).hexdigest() == before
+    assert "submission.pdf was left as it was" in result.stderr
     assert not (repo / "draft.pdf").exists()
+
+
+def test_a_first_export_without_names_says_no_pdf_was_written(tmp_path):
+    """Before the first build there is no submission.pdf to keep: the message says so."""
+    repo, _ = shipped_copy(tmp_path)
+    (repo / "submission.pdf").unlink()
+    result = subprocess.run(["./export.sh"], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "No submission.pdf was written (there is none yet)." in result.stderr
+    assert "left as it was" not in result.stderr and not (repo / "submission.pdf").exists()
 
 
 def test_setup_only_needs_no_names():
@@ -97,7 +98,11 @@ def test_export_main_refuses_placeholders_and_draft_goes_to_draft_pdf(monkeypatc
     built = []
     monkeypatch.setattr(export, "build", lambda names, output, **kw: built.append((names, output, kw)) or output)
     monkeypatch.setattr(export, "AUTHORS_FILE", tmp_path / "authors.txt")
+    monkeypatch.setattr(export, "OUTPUT", tmp_path / "submission.pdf")
     (tmp_path / "authors.txt").write_text("First Member\nSecond Member\n", encoding="utf-8")
+    assert export.main([]) == 1 and not built
+    assert "No submission.pdf was written (there is none yet)." in capsys.readouterr().err
+    (tmp_path / "submission.pdf").write_bytes(b"%PDF-1.5 the last good one\n")
     assert export.main([]) == 1 and not built
     assert "submission.pdf was left as it was" in capsys.readouterr().err
     assert export.main(["--draft"]) == 0

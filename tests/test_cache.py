@@ -169,3 +169,28 @@ def test_a_changed_cell_executes_it_again(tree, runs, change):
         nb.cells[1].metadata["tags"] = ["prose"]   # decides whether the PDF shows the code
     nbformat.write(nb, notebook)
     assert build(tree) is True and len(runs) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "conflict"])
+def test_an_unreadable_notebook_is_refused_with_the_line_and_the_way_back(tree, runs, damage):
+    """An editor that stopped while saving leaves half a file; a merge of the two partners'
+    commits can leave git's conflict markers. Neither is executed: the error names the file,
+    the line where its JSON breaks and how to get the notebook back."""
+    notebook = tree / "exercise_sheet.ipynb"
+    text = notebook.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    if damage == "truncated":
+        notebook.write_text(text[:len(text) // 2], encoding="utf-8")
+    else:
+        at = next(i for i, line in enumerate(lines) if "print(1)" in line)
+        notebook.write_text("".join(lines[:at] + ["<<<<<<< HEAD\n", lines[at], "=======\n",
+                                                  lines[at].replace("1", "2"), ">>>>>>> partner\n"]
+                                    + lines[at + 1:]), encoding="utf-8")
+    with pytest.raises(export.BuildError) as err:
+        build(tree)
+    message = str(err.value)
+    assert message.startswith("exercise_sheet.ipynb is not a readable notebook: its JSON breaks at line ")
+    assert "git checkout -- exercise_sheet.ipynb" in message and "nbdime" in message
+    if damage == "conflict":
+        assert f"merge-conflict markers (line {at + 1}: '<<<<<<<')" in message
+    assert runs == []

@@ -2,15 +2,17 @@
 its structure, and what happens when a cell fails."""
 
 import hashlib
-import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 
 import nbformat
 import pytest
 
-from conftest import REPO, copy_of_repo, run_export
+from conftest import REPO, copy_of_repo, require_set_up_venv, run_export
 from sheet05 import export
 
 
@@ -94,6 +96,42 @@ def test_failing_cell_fails_the_export_and_keeps_the_old_pdf(exported, tmp_path)
     assert "cell 3" in failed.stderr and "deliberately broken cell" in failed.stderr
     assert "Exercise sheet 5: notebook part" in failed.stderr  # the heading above the cell
     assert hashlib.sha256(pdf.read_bytes()).hexdigest() == before
+
+
+@pytest.mark.parametrize("moment", ["[3/7]", "[4/7]"])
+def test_ctrl_c_says_in_one_line_what_was_kept(tmp_path, course_data, moment):
+    """Ctrl+C (SIGINT to the whole process group, as a terminal sends it) during the set-up or
+    while a cell runs: one line says what was kept, instead of the tracebacks of the kernel
+    and of nbclient; the old PDF stays, and no kernel is left running."""
+    require_set_up_venv()
+    repo = copy_of_repo(tmp_path / "repo")
+    (repo / "data" / "lie_detection").symlink_to(course_data)
+    (repo / "submission.pdf").write_bytes(b"%PDF-1.5 the last good submission\n")
+    marker = f"sheet05-sleeping-cell-{tmp_path.name}"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        f"import time\nprint('{marker}', flush=True)\ntime.sleep(120)")]), repo / "exercise_sheet.ipynb")
+    if moment == "[3/7]":  # the data step, as a child process: slowed down by a sleeping python
+        (repo / "sheet05" / "data.py").write_text("import time\ntime.sleep(120)\n")
+    child = subprocess.Popen(["./export.sh", "--authors", "Ada Lovelace", "Alan Turing", "--rerun"], cwd=repo,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out = ""
+    for line in child.stdout:  # until the step has begun
+        out += line
+        if line.startswith(moment):
+            break
+    time.sleep(3)  # the kernel has started and runs the cell (or the data step sleeps)
+    os.killpg(child.pid, signal.SIGINT)
+    rest, err = child.communicate(timeout=60)
+    assert child.returncode == 130, out + rest + err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "Interrupted. submission.pdf was left as it was (nothing was replaced). What earlier steps completed is "
+        "kept (.venv, the course data, the build cache); ./export.sh goes on from there."], err
+    assert (repo / "submission.pdf").read_bytes() == b"%PDF-1.5 the last good submission\n"
+    assert not (repo / "build" / "exercise_sheet.executed.ipynb").exists()
+    time.sleep(1)
+    assert marker not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    kernels = subprocess.run(["pgrep", "-f", f"ipykernel_launcher.*{tmp_path.name}"], capture_output=True)
+    assert kernels.returncode == 1, kernels.stdout
 
 
 @pytest.mark.slow

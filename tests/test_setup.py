@@ -1,7 +1,6 @@
 """export.sh and its set-up (sheet05/setup.py): arguments, interpreter choice and refusal,
 platform checks, the .venv decisions, where the CPU build of torch comes from, the TeX check."""
 
-import json
 import os
 import re
 import shutil
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, WheelServer, copy_of_repo, fake_wheel
+from conftest import REPO, WheelServer, fake_wheel
 from sheet05 import setup
 
 PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
@@ -46,6 +45,8 @@ def test_help_prints_the_usage_only():
     assert result.stdout.startswith("Usage: ./export.sh")
     assert "set -" not in result.stdout and "#" not in result.stdout
     assert "--setup-only" in result.stdout and "--dry-run" in result.stdout and "TORCH_WHEELS" in result.stdout
+    # it fits an 80-column terminal as printed, so no line is wrapped by the terminal
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
 
 
 def test_export_sh_is_posix_sh():
