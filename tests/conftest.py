@@ -10,9 +10,11 @@ space, an umlaut, #, % and ~.
 
 import functools
 import http.server
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -115,6 +117,18 @@ def require_set_up_venv():
                                      False)
     if action != "ok":
         pytest.skip(f".venv is not set up ({reason}): run ./export.sh --setup-only first")
+
+
+def python_with_pip(folder: Path) -> str:
+    """An interpreter that has pip: this one, or, in a .venv made by `uv venv` (which has no
+    pip), a new venv in `folder` with the pip that Python bundles (ensurepip, no network)."""
+    if importlib.util.find_spec("pip") is not None:
+        return sys.executable
+    result = subprocess.run([sys.executable, "-m", "venv", str(folder)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"this .venv has no pip (made by uv), and this Python cannot make a venv with pip "
+                    f"(Debian/Ubuntu: sudo apt-get install python3-venv): {result.stderr.strip()[-300:]}")
+    return str(folder / "bin" / "python")
 
 
 def run_export(repo: Path, *args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:

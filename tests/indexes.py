@@ -8,6 +8,7 @@ import hashlib
 import html
 import os
 import re
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -113,12 +114,45 @@ def stub_wheel(path: Path, metadata: bytes) -> None:
         z.writestr(f"{dist}/RECORD", f"{dist}/METADATA,,\n{dist}/WHEEL,,\n{dist}/RECORD,,\n")
 
 
-def metadata_index(root: Path, packages: dict, skip: set = frozenset()) -> None:
+def wheel_of_installed(name: str, folder: Path) -> Path | None:
+    """A real wheel of the distribution `name` as it is installed beside this interpreter (the
+    files its RECORD lists, scripts outside site-packages left out), or None if it is not."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return None
+    info = next(f for f in dist.files if f.name == "METADATA").parent.as_posix()
+    files = [f for f in dist.files if not f.as_posix().startswith("..") and f.suffix != ".pyc"
+             and f.name != "RECORD" and f.locate().is_file()]
+    tags = re.findall(r"^Tag: (\S+)", dist.read_text("WHEEL") or "Tag: py3-none-any", re.M)
+    path = folder / wheel_name(normalize(name), dist.version, tags)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            data = f.locate().read_bytes()
+            z.writestr(f.as_posix(), data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{f.as_posix()},sha256={digest},{len(data)}")
+        z.writestr(f"{info}/RECORD", "\n".join(record + [f"{info}/RECORD,,"]) + "\n")
+    return path
+
+
+def metadata_index(root: Path, packages: dict, skip: set = frozenset(), real: tuple = ()) -> None:
     """A PyPI stand-in that has every package of `packages` (installed_metadata) as a wheel
     link with PEP 658 metadata and a stub wheel (dist-info only) behind it: enough for a
-    resolver's dry run."""
+    resolver's dry run. The wheels in `real` (wheel_of_installed) are served as they are, for
+    what an installer installs for real during a dry run (the set-up upgrades an old pip)."""
+    for path in real:
+        project = normalize(path.name.split("-")[0])
+        folder = root / "simple" / project
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, folder / path.name)
+        write_page(folder, [link(path.name, path.name, sha256(path))])
     for project, (version, meta, tags) in packages.items():
-        if project in skip or not tags:
+        if project in skip or not tags or (root / "simple" / project).exists():
             continue
         name = wheel_name(project, version, tags)
         folder = root / "simple" / project

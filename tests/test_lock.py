@@ -17,7 +17,7 @@ import pytest
 
 from conftest import REPO, WheelServer, copy_of_repo, require_set_up_venv
 from indexes import (cpu_page_from_metadata, flat_page, installed_metadata, isolated_env, metadata_index, sha256,
-                     simple_index, this_python_tag, wheel)
+                     simple_index, this_python_tag, wheel, wheel_of_installed)
 from sheet05 import lock, setup
 
 PYTHON_TAGS = ["cp311", "cp312", "cp313", "cp314"]
@@ -230,6 +230,31 @@ def test_tampered_torch_wheel_is_refused_and_named(world, tmp_path, tool):
 
 
 @pytest.mark.slow
+def pip_to_upgrade_to(folder: Path) -> tuple:
+    """What the PyPI stand-in serves as pip: nothing if the pip of a new venv (the one this
+    Python bundles) is recent enough for the set-up; else a real pip wheel made from the one in
+    .venv, which the set-up then upgrades to, as it would upgrade from PyPI (Debian 12 bundles
+    pip 23.0.1, a CPython 3.11.2 built from source 22.3.1)."""
+    import ensurepip
+    from importlib import metadata
+
+    from packaging.version import Version
+
+    minimum = Version(".".join(map(str, setup.PIP_MINIMUM)))
+    bundled = ensurepip.version()
+    if Version(bundled) >= minimum:
+        return ()
+    try:
+        have = metadata.version("pip")
+    except metadata.PackageNotFoundError:
+        have = None
+    if have is None or Version(have) < minimum:
+        pytest.skip(f"this Python bundles pip {bundled}, which the set-up upgrades from the index first, and "
+                    f"this .venv has {'no pip (made by uv)' if have is None else 'pip ' + have} to stand in "
+                    f"for PyPI's: needs pip {minimum} or newer in .venv")
+    return (wheel_of_installed("pip", folder / "real-pip"),)
+
+
 def test_real_lock_resolves_to_torch_cpu_with_pip_and_uv(tmp_path):
     """The real requirements.txt, resolved (dry run) by pip (through ./export.sh --dry-run) and
     by uv, against a PyPI stand-in that has the metadata of every package of .venv but no
@@ -239,7 +264,7 @@ def test_real_lock_resolves_to_torch_cpu_with_pip_and_uv(tmp_path):
     require_set_up_venv()
     packages = installed_metadata()
     torch_meta = packages["torch"][1]
-    metadata_index(tmp_path / "pypi", packages, skip={"torch", "sheet05"})
+    metadata_index(tmp_path / "pypi", packages, skip={"torch", "sheet05", "pip"}, real=pip_to_upgrade_to(tmp_path))
     names = cpu_page_from_metadata(tmp_path / "cpu", metadata=torch_meta)
     assert len(names) == 8
     pypi, cpu = WheelServer(tmp_path / "pypi"), WheelServer(tmp_path / "cpu")
@@ -247,7 +272,7 @@ def test_real_lock_resolves_to_torch_cpu_with_pip_and_uv(tmp_path):
     # pip, through ./export.sh: the CPU-page stand-in as TORCH_WHEELS (read once by the set-up);
     # uv: the lock with that page in place of torch-cpu-wheels.html
     env = isolated_env(PIP_INDEX_URL=pypi.url + "simple", UV_INDEX_URL=pypi.url + "simple",
-                       UV_CACHE_DIR=str(tmp_path / "uv-cache"), TORCH_WHEELS=cpu.url)
+                       UV_CACHE_DIR=str(tmp_path / "uv-cache"), TORCH_WHEELS=cpu.url, PYTHON=sys.executable)
     uv_lock = tmp_path / "uv-requirements.txt"
     uv_lock.write_text((repo / "requirements.txt").read_text().replace("--find-links torch-cpu-wheels.html",
                                                                        "--find-links " + cpu.url))

@@ -314,9 +314,7 @@ def local_torch_cpu_wheels(python: str) -> Path | None:
     tag = subprocess.run([python, "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"],
                          capture_output=True, text=True).stdout.strip()
     places = [os.environ.get("TORCH_WHEELS", "")] + os.environ.get("PIP_FIND_LINKS", "").split()
-    config = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
-    for value in re.findall(r"find-links='([^']*)'", config):
-        places += value.split()
+    places += setup.pip_settings().get("find-links", "").split()  # pip's configuration, read without pip too
     for place in places:
         folder = Path(place.removeprefix("file://"))
         if place and folder.is_dir() and list(folder.glob(f"torch-{setup.pinned_torch()}-{tag}-*.whl")):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, WheelServer, fake_wheel
+from conftest import REPO, WheelServer, fake_wheel, python_with_pip
 from sheet05 import setup
 
 PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
@@ -386,7 +386,7 @@ def test_pip_fetches_a_remote_find_links_page_once_per_package(tmp_path):
         fake_wheel(wheels, name, "1.0")
     server = WheelServer(wheels)
     try:
-        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-index", "--no-deps", "-d",
+        result = subprocess.run([python_with_pip(tmp_path / "venv"), "-m", "pip", "download", "--no-index", "--no-deps", "-d",
                                  str(tmp_path / "dl"), "--find-links", server.url, "alpha", "beta", "gamma"],
                                 capture_output=True, text=True, env=isolated_pip_env(), timeout=120)
     finally:
