@@ -216,12 +216,14 @@ def test_certificate_failure_is_named_with_its_fix(tmp_path, monkeypatch):
 
 def _python_for_other_users():
     """A supported Python outside /root (pyenv's there is not readable by other users)."""
-    for name in ("python3.13", "python3.12", "python3.11", "python3"):
+    supported = setup.SUPPORTED_PYTHONS
+    names = [f"python{major}.{minor}" for major, minor in reversed(supported)] + ["python3"]
+    for name in names:
         for folder in ("/usr/local/bin", "/usr/bin", "/opt/homebrew/bin"):
             path = Path(folder) / name
             if path.exists():
-                ok = subprocess.run([str(path), "-c", "import sys, ensurepip; sys.exit(not (3, 11) <= "
-                                     "sys.version_info[:2] <= (3, 13))"], capture_output=True).returncode == 0
+                ok = subprocess.run([str(path), "-c", f"import sys, ensurepip; sys.exit(not {supported[0]} <= "
+                                     f"sys.version_info[:2] <= {supported[-1]})"], capture_output=True).returncode == 0
                 if ok:
                     return str(path)
     return None
@@ -237,7 +239,8 @@ def test_set_up_and_export_as_a_normal_user_with_tex_present(tmp_path, course_da
         pytest.skip("creating a throwaway user needs root (CI runs as root)")
     python = _python_for_other_users()
     if python is None:
-        message = "needs a Python 3.11-3.13 with venv outside /root: apt-get install python3 python3-venv"
+        message = (f"needs a Python {setup.SUPPORTED_PYTHONS_TEXT} with venv outside /root: "
+                   "apt-get install python3 python3-venv")
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
