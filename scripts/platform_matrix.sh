@@ -20,18 +20,22 @@
 #   MATRIX_MIRROR         Debian mirror (default: the first deb.debian.org-style URI in this
 #                         machine's apt sources, else http://deb.debian.org/debian)
 #   MATRIX_USERS          "root student" (default) or one of them
-#   MATRIX_TORCH_WHEELS   a folder with torch-2.13.0+cpu-cp311 wheels (TORCH_WHEELS in the chroot)
+#   MATRIX_TORCH_WHEELS   a folder with torch-2.13.0+cpu wheels (TORCH_WHEELS in the chroot; default:
+#                         the folder of this machine's pip find-links that holds its own)
 #   LIE_DETECTION_MIRROR  the course data (bind-mounted read-only into each chroot)
-#   MATRIX_RESULTS        the Markdown table to write (default $MATRIX_DIR/results.md)
 #
-# For each userland and user it writes $MATRIX_DIR/logs/<userland>-<user>-{export,tests}.log and
-# appends one row to the table: userland, Python, pandoc, TeX Live, torch build, result, date.
+# For each userland and user it writes $MATRIX_DIR/logs/<userland>-<user>-{export,tests}.log,
+# compares the PDF with the one built here (scripts/matrix_report.py: the text line by line,
+# and every page break that moved), and writes a row of docs/tested-on.md: userland, user,
+# Python, pandoc, TeX Live, torch (as torch.__version__ reports it), PDF, test counts, the
+# commit tested (HEAD, as `git archive` gives it) and the date. Rows of userlands not tested
+# in this run stay as they were. This machine's .venv (./export.sh --setup-only) is needed:
+# its Python runs the report and its uv pins PyPI's torch where that is needed (see below).
 set -uo pipefail
 
 REPO=${MATRIX_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 MATRIX_DIR=${MATRIX_DIR:-/var/tmp/sheet05-matrix}
 MATRIX_USERS=${MATRIX_USERS:-root student}
-MATRIX_RESULTS=${MATRIX_RESULTS:-$MATRIX_DIR/results.md}
 LOGS=$MATRIX_DIR/logs
 ALL_SUITES="bullseye bookworm trixie testing"
 # Debian's python3.11 source (bookworm), for userlands whose own Python is too old. The
@@ -189,45 +193,44 @@ build_python311() {  # CPython 3.11 from Debian's source into /opt/python3.11 (a
 
 # How a userland's .venv gets torch. The Linux pin is PyTorch's CPU build (torch==2.13.0+cpu),
 # which is not on PyPI: a folder with its wheels (MATRIX_TORCH_WHEELS) becomes TORCH_WHEELS in
-# the chroot. Where that folder has no wheel for the chroot's Python, the copy of the
-# repository that is tested pins PyPI's torch==2.13.0 instead (on Linux the CUDA build,
-# about 2.7 GB with its nvidia-* packages): the table says so, and the test that checks the pin
-# in requirements.txt then fails there by construction.
-# Sets TORCH_ENV (extra environment for the README commands) and TORCH_BUILD (for the table).
-provide_torch() {  # provide_torch REPO_COPY PYTHON_TAG (e.g. cp311)
-  local copy=$1 tag=$2 wheel
-  TORCH_ENV=""
+# the chroot. Where that folder has no wheel for the chroot's Python (and PyTorch's page is out
+# of reach), the tested copy's lock pins PyPI's torch==2.13.0 instead, by hash, with the CUDA
+# packages it needs on Linux (scripts/pin_pypi_torch.py; about 2.7 GB). SHEET05_TORCH_REPLACED
+# then tells the tests that check the +cpu pin to skip, and why.
+# Sets TORCH_ENV (extra environment for the README commands, one VAR=value per line).
+provide_torch() {  # provide_torch REPO_COPY PYTHON_VERSION (e.g. 3.13)
+  local copy=$1 version=$2 tag wheel added
+  tag="cp${version/./}"
   wheel=$(ls "${MATRIX_TORCH_WHEELS:-/nonexistent}"/torch-2.13.0+cpu-"$tag"-"$tag"-*.whl 2>/dev/null | head -1)
   if [ -n "$wheel" ]; then
     TORCH_ENV="TORCH_WHEELS=/mnt/wheels"
-    TORCH_BUILD="2.13.0+cpu (CPU wheel, $tag)"
-  else
-    sed -i 's/^torch==2\.13\.0+cpu ; sys_platform == "linux"$/torch==2.13.0 ; sys_platform == "linux"/' \
-      "$copy/requirements.txt"
-    TORCH_BUILD="2.13.0 from PyPI (CUDA build: no CPU wheel for $tag here)"
+    return 0
   fi
-}
-
-# Pythons newer than the supported range: opened in the tested copy only, to see whether they work.
-open_python_range() {  # open_python_range REPO_COPY MINOR
-  local copy=$1 minor=$2
-  sed -i "s/<= (3, 13)/<= (3, $minor)/" "$copy/export.sh"
-  sed -i "s/^SUPPORTED_PYTHONS = ((3, 11), (3, 12), (3, 13))/SUPPORTED_PYTHONS = ((3, 11), (3, 12), (3, 13), (3, $minor))/" \
-    "$copy/sheet05/setup.py"
+  added=$("$HOST_PYTHON" "$REPO/scripts/pin_pypi_torch.py" "$copy/requirements.txt" "$version" "$(uname -m)") \
+    || die "could not pin PyPI's torch for Python $version"
+  log "no torch +cpu wheel for $tag here: the copy pins PyPI's torch 2.13.0 and $(wc -w <<<"$added") CUDA packages"
+  TORCH_ENV="SHEET05_TORCH_REPLACED=the lock of this copy pins PyPI's torch 2.13.0 (the CUDA build) in place of 2.13.0+cpu: PyTorch's CPU page was out of reach and no $tag CPU wheel was on disk"
 }
 
 # --------------------------------------------------------------------------- runs
 
-# The lines of the PDF's text that may differ between machines: the notebook's timings.
-TIMING_RE='[0-9]+(\.[0-9]+)? m?s\b'
+HOST_PYTHON=$REPO/.venv/bin/python
+REPORT=$REPO/scripts/matrix_report.py
+TABLE=$REPO/docs/tested-on.md
+ROWS=$MATRIX_DIR/rows.jsonl
+AUTHORS=(--authors "Ada Lovelace" "Alan Turing")
 
-python_for() {  # the interpreter that export.sh will pick in the chroot, as "path version"
-  in_chroot "$1" sh -c 'for c in python3.13 python3.12 python3.11 python3; do
-      if command -v $c >/dev/null && $c -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)"; then
-        echo "$(command -v $c) $($c -c "import platform; print(platform.python_version())")"; exit 0; fi; done'
+python_for() {  # the version of the interpreter that export.sh will pick in the chroot
+  local candidates
+  candidates=$(sed -n 's/^  for c in \(python3\.[0-9]* .*python3\); do$/\1/p' "$REPO/export.sh")
+  [ -n "$candidates" ] || die "export.sh: its list of interpreters was not found"
+  # shellcheck disable=SC2016  # expanded in the chroot
+  in_chroot "$1" sh -c 'for c in '"$candidates"'; do
+      if command -v $c >/dev/null && v=$($c -c "import sys; print(\"%d.%d.%d\" % sys.version_info[:3]) if (3, 11) <= sys.version_info[:2] else sys.exit(1)" 2>/dev/null); then
+        echo "$v"; exit 0; fi; done; exit 1'
 }
 
-versions_of() {  # "pandoc | TeX Live" in the chroot
+versions_of() {  # "pandoc|TeX Live" in the chroot
   local pandoc tl
   pandoc=$(in_chroot "$1" pandoc --version | head -1 | awk '{print $2}')
   # TeX Live's release, from Debian's package version (2024.20250309-2: TeX Live 2024)
@@ -240,114 +243,106 @@ copy_repo() {  # copy_repo DEST: the committed tree (HEAD), as a student's clone
   git -C "$REPO" archive --format=tar HEAD | tar -x -C "$1"
 }
 
-pdf_text() {  # pdf_text PDF: its text as laid out (runs of spaces as one), without blank lines
-  # and the lines that report timings; pages end with a form feed, so moved page breaks show
-  pdftotext -layout -enc UTF-8 "$1" - | sed -E 's/[[:space:]]+/ /g; s/^ //; s/ $//' | grep -v '^$' | grep -vE "$TIMING_RE"
+tests_line() {  # pytest's closing counts, e.g. "355 passed, 2 skipped"
+  grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$1" | tail -1 | sed -E 's/^=+ //; s/ in [0-9.]+s.*$//'
 }
 
-compare_pdf() {  # compare_pdf PDF REFERENCE DIFF_FILE: a short verdict
-  local pages ref_pages
-  pages=$(pdfinfo "$1" | awk '/^Pages:/{print $2}')
-  ref_pages=$(pdfinfo "$2" | awk '/^Pages:/{print $2}')
-  if diff <(pdf_text "$2") <(pdf_text "$1") >"$3"; then
-    echo "PDF $pages pages, text as here"
-  else
-    echo "PDF $pages pages (here $ref_pages), **text differs**: $(grep -c '^[<>]' "$3") lines, see $(basename "$3")"
-  fi
+pdf_verdict() {  # pdf_verdict PDF NAME: the comparison with the reference (diff in pdfs/NAME.diff)
+  "$HOST_PYTHON" "$REPORT" compare "$MATRIX_DIR/pdfs/reference.pdf" "$1" "$MATRIX_DIR/pdfs/$2.diff"
 }
 
-tests_line() {  # the closing line of pytest's output
-  grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$1" | tail -1 | sed -E 's/^=+ //; s/ =+$//'
+add_row() {  # add_row USERLAND USER PYTHON PANDOC TEXLIVE TORCH PDF TESTS: one line of $ROWS
+  "$HOST_PYTHON" -c 'import json, sys; print(json.dumps(dict(zip(
+      ["userland", "user", "python", "pandoc", "texlive", "torch", "pdf", "tests", "commit", "date"], sys.argv[1:]))))' \
+    "$@" "$(git -C "$REPO" rev-parse --short HEAD)" "$(date -u +%Y-%m-%d)" >>"$ROWS"
 }
 
-run_as() {  # run_as SUITE USER: both README commands in a fresh copy; prints "torch|export|tests"
-  local suite=$1 user=$2 dir home copy torch tag pyv log_e log_t rc_e rc_t verdict py_minor
+run_as() {  # run_as SUITE USER: both README commands in a fresh copy, then one row of the table
+  local suite=$1 user=$2 dir home copy pyv log_e log_t rc_e rc_t verdict ids torch tests versions
   dir=$(chroot_dir "$suite")
   if [ "$user" = root ]; then home=/root; else home=/home/$user; fi
   copy=$dir$home/sheet05
   copy_repo "$copy"
-  pyv=$(python_for "$suite" | awk '{print $2}')
-  py_minor=$(echo "$pyv" | cut -d. -f2)
-  tag="cp3$py_minor"
-  provide_torch "$copy" "$tag"
-  torch=$TORCH_BUILD
-  [ "$py_minor" -gt 13 ] && open_python_range "$copy" "$py_minor"
+  pyv=$(python_for "$suite") || die "$suite: no Python 3.11 or newer"
+  provide_torch "$copy" "$(cut -d. -f1,2 <<<"$pyv")"
   [ "$user" = root ] || in_chroot "$suite" chown -R "$user:$user" "$home/sheet05"
-  # numeric ids: the user exists in the chroot only
-  local ids
-  ids=$(in_chroot "$suite" sh -c "echo \$(id -u $user):\$(id -g $user)")
+  ids=$(in_chroot "$suite" sh -c "echo \$(id -u $user):\$(id -g $user)")  # the user exists in the chroot only
   log_e=$LOGS/$suite-$user-export.log
   log_t=$LOGS/$suite-$user-tests.log
-  local env="HOME=$home USER=$user LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
-    LIE_DETECTION_MIRROR=/mnt/lie_detection PIP_CACHE_DIR=/mnt/pip-cache $TORCH_ENV
-    PIP_CERT=/etc/ssl/certs/ca-certificates.crt"
-  log "$suite/$user: ./export.sh (Python $pyv, torch $torch)"
-  # shellcheck disable=SC2086  # env is a list of words
-  chroot --userspec="$ids" --groups="${ids#*:}" "$dir" /usr/bin/env -i $env sh -c \
-    "cd $home/sheet05 && ./export.sh --authors 'First Member' 'Second Member'" >"$log_e" 2>&1
+  local env=(HOME="$home" USER="$user" LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
+             LIE_DETECTION_MIRROR=/mnt/lie_detection PIP_CACHE_DIR=/mnt/pip-cache
+             PIP_CERT=/etc/ssl/certs/ca-certificates.crt)
+  local line
+  while IFS= read -r line; do [ -n "$line" ] && env+=("$line"); done <<<"$TORCH_ENV"
+  as_user() { chroot --userspec="$ids" --groups="${ids#*:}" "$dir" /usr/bin/env -i "${env[@]}" "$@"; }
+  log "$suite/$user: ./export.sh (Python $pyv)"
+  as_user sh -c 'cd "$1" && shift && ./export.sh "$@"' sh "$home/sheet05" "${AUTHORS[@]}" >"$log_e" 2>&1
   rc_e=$?
   log "$suite/$user: ./export.sh --setup-only && .venv/bin/python -m pytest"
-  # shellcheck disable=SC2086
-  chroot --userspec="$ids" --groups="${ids#*:}" "$dir" /usr/bin/env -i $env sh -c \
-    "cd $home/sheet05 && ./export.sh --setup-only && .venv/bin/python -m pytest" >"$log_t" 2>&1
+  as_user sh -c 'cd "$1" && ./export.sh --setup-only && .venv/bin/python -m pytest -rs' sh "$home/sheet05" >"$log_t" 2>&1
   rc_t=$?
+  torch=$(as_user "$home/sheet05/.venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo "?")
   mkdir -p "$MATRIX_DIR/pdfs"
   if [ "$rc_e" = 0 ] && [ -s "$copy/submission.pdf" ]; then
     cp "$copy/submission.pdf" "$MATRIX_DIR/pdfs/$suite-$user.pdf"
-    verdict=$(compare_pdf "$copy/submission.pdf" "$MATRIX_DIR/pdfs/reference.pdf" "$MATRIX_DIR/pdfs/$suite-$user.diff")
+    verdict=$(pdf_verdict "$copy/submission.pdf" "$suite-$user")
   else
     verdict="**export failed** (exit $rc_e, $(basename "$log_e"))"
   fi
-  echo "$pyv|$torch|$verdict|$(tests_line "$log_t" || true) (exit $rc_t)"
+  tests="$(tests_line "$log_t")"
+  [ "$rc_t" = 0 ] || tests="**${tests:-no result}** (exit $rc_t, $(basename "$log_t"))"
+  versions=$(versions_of "$suite")
+  add_row "$(describe_suite "$suite")" "$user" "$pyv" "${versions%%|*}" "${versions##*|}" "$torch" "$verdict" "$tests"
+  log "$suite/$user: torch $torch; PDF: $verdict; tests: $tests"
 }
 
-reference_pdf() {  # this machine's PDF of the same commit, built once
-  local ref=$MATRIX_DIR/pdfs/reference.pdf copy=$MATRIX_DIR/host/sheet05
+reference_pdf() {  # this machine's PDF of the same commit (built once) and its tests, as root
+  local ref=$MATRIX_DIR/pdfs/reference.pdf copy=$MATRIX_DIR/host/sheet05 tests rc
   [ -s "$ref" ] && return 0
   mkdir -p "$MATRIX_DIR/pdfs"
-  log "this machine: ./export.sh (the reference PDF)"
+  log "this machine: ./export.sh (the reference PDF) and the tests"
   copy_repo "$copy"
-  # the repository's own .venv, if it is set up, spares a second install (export.sh checks it)
-  [ -x "$REPO/.venv/bin/python" ] && ln -s "$REPO/.venv" "$copy/.venv"
+  ln -s "$REPO/.venv" "$copy/.venv"  # this machine's own .venv, which export.sh checks
   (cd "$copy" && LIE_DETECTION_MIRROR=${LIE_DETECTION_MIRROR:-} TORCH_WHEELS=${MATRIX_TORCH_WHEELS:-} \
-     ./export.sh --authors 'First Member' 'Second Member') >"$LOGS/host-export.log" 2>&1 \
+     ./export.sh "${AUTHORS[@]}") >"$LOGS/host-export.log" 2>&1 \
     || die "the reference export failed on this machine (log: $LOGS/host-export.log)"
   cp "$copy/submission.pdf" "$ref"
-}
-
-table_header() {
-  if [ ! -s "$MATRIX_RESULTS" ]; then
-    printf '| userland | user | Python | pandoc | TeX Live | torch | `./export.sh` | tests | date |\n' >"$MATRIX_RESULTS"
-    printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n' >>"$MATRIX_RESULTS"
-  fi
+  (cd "$copy" && LIE_DETECTION_MIRROR=${LIE_DETECTION_MIRROR:-} ./export.sh --setup-only &&
+     .venv/bin/python -m pytest -rs) >"$LOGS/host-tests.log" 2>&1
+  rc=$?
+  tests="$(tests_line "$LOGS/host-tests.log")"
+  [ "$rc" = 0 ] || tests="**${tests:-no result}** (exit $rc, host-tests.log)"
+  . /etc/os-release
+  add_row "this machine, $PRETTY_NAME (the reference)" "$(id -un)" \
+    "$("$copy/.venv/bin/python" -c 'import platform; print(platform.python_version())')" \
+    "$(pandoc --version | head -1 | awk '{print $2}')" "$(dpkg-query -W -f='${Version}' texlive-base | cut -c1-4)" \
+    "$("$copy/.venv/bin/python" -c 'import torch; print(torch.__version__)')" "the reference" "$tests"
 }
 
 describe_suite() {
   case $1 in
     bullseye) echo "Debian 11 bullseye (as Ubuntu 22.04: TeX Live 2020, pandoc 2.9; CPython 3.11 built from source)" ;;
-    bookworm) echo "Debian 12 bookworm" ;;
+    bookworm) echo "Debian 12 bookworm (its own python3)" ;;
     trixie) echo "Debian 13 trixie" ;;
     testing) echo "Debian testing ($(in_chroot testing sh -c '. /etc/os-release; echo ${VERSION_CODENAME:-sid}'))" ;;
   esac
 }
 
 run_suite() {
-  local suite=$1 user row versions
+  local suite=$1 user
   mount_chroot "$suite"
-  versions=$(versions_of "$suite")
-  table_header
   for user in $MATRIX_USERS; do
-    row=$(run_as "$suite" "$user")
-    IFS='|' read -r pyv torch verdict tests <<<"$row"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(describe_suite "$suite")" "$user" "$pyv" \
-      "${versions%%|*}" "${versions##*|}" "$torch" "$verdict" "$tests" "$(date -u +%Y-%m-%d)" >>"$MATRIX_RESULTS"
-    log "$suite/$user: $verdict; tests: $tests"
+    run_as "$suite" "$user"
   done
   umount_chroot "$suite"
 }
 
 main() {
   [ "$(id -u)" = 0 ] || die "run as root (debootstrap and chroot need it)"
+  [ -x "$HOST_PYTHON" ] || die "$HOST_PYTHON is missing: run ./export.sh --setup-only in $REPO first"
+  # by default, the folder of this machine's pip find-links that holds its torch +cpu wheel
+  MATRIX_TORCH_WHEELS=${MATRIX_TORCH_WHEELS:-$(cd "$REPO" && "$HOST_PYTHON" -c \
+    'from sheet05 import setup; print(setup.local_torch_folder(setup.pip_settings()) or "")')}
   mkdir -p "$LOGS"
   local suites=${*:-$ALL_SUITES} phase=${MATRIX_PHASE:-all}
   for suite in $suites; do
@@ -357,11 +352,13 @@ main() {
     build_chroot "$suite"
   done
   [ "$phase" = all ] || return 0
+  : >"$ROWS"
   reference_pdf
   for suite in $suites; do
     run_suite "$suite"
   done
-  log "table: $MATRIX_RESULTS"
+  "$HOST_PYTHON" "$REPORT" table "$ROWS" "$TABLE"
+  log "table: $TABLE ($(wc -l <"$ROWS") rows from this run)"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -45,6 +45,18 @@ def _absolute_mirror():
 MIRROR = _absolute_mirror()
 
 
+def pytest_runtest_setup(item):
+    """Tests marked cpu_lock read the lock's torch +cpu pin. The platform matrix tests Python
+    3.13 and 3.14 with a copy whose lock pins PyPI's torch instead (PyTorch's CPU page is out of
+    its reach) and says so in SHEET05_TORCH_REPLACED: there, and only if the copy's lock indeed
+    has no +cpu pin, they are skipped with that reason."""
+    from sheet05 import setup
+
+    replaced = os.environ.get("SHEET05_TORCH_REPLACED")
+    if item.get_closest_marker("cpu_lock") and replaced and "+cpu" not in (setup.pinned_torch() or ""):
+        pytest.skip(replaced)
+
+
 @pytest.fixture(scope="session")
 def course_data():
     """The verified data folder (fetched from the mirror or the public URL if needed)."""

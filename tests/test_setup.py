@@ -266,6 +266,7 @@ def test_probe_sees_a_python_310_venv_and_a_vanished_interpreter(tmp_path):
 # --------------------------------------------------------------------------- torch, CPU build
 
 
+@pytest.mark.cpu_lock
 def test_requirements_pin_the_cpu_build():
     """requirements.in, edited by hand: the CPU build on Linux, PyPI's (CPU) build elsewhere,
     Windows included. The lock (requirements.txt) is checked in test_lock.py."""
@@ -301,6 +302,7 @@ def test_torch_wheels_folder_and_file_go_to_pip_as_they_are(tmp_path, monkeypatc
     assert setup.torch_find_links(str(tmp_path))[0] == []
 
 
+@pytest.mark.cpu_lock
 def test_unreachable_torch_page_costs_one_try_not_one_per_package(tmp_path, monkeypatch):
     """A page that cannot be fetched is left out after one try and one retry (seconds), and
     the error, should pip then find no torch, names the page and the override."""
@@ -447,6 +449,7 @@ def test_a_venv_without_pip_gets_pip_from_ensurepip(tmp_path):
     assert setup.pip_version(python) >= setup.PIP_MINIMUM
 
 
+@pytest.mark.cpu_lock
 def test_torch_from_a_local_folder_drops_the_locks_page(tmp_path, monkeypatch):
     """With torch's wheel in one of pip's find-links (or TORCH_WHEELS), the installers get a
     copy of requirements.txt without the page: uv would take the page's link over a local
