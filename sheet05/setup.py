@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -116,24 +117,35 @@ def run_child(cmd, **kwargs):
     tracebacks: what the child writes to stderr after Ctrl+C is dropped, and KeyboardInterrupt
     is raised here once the child has ended, so that one line says what was kept (see main).
     Until then its stderr is passed through as it comes."""
-    child = subprocess.Popen(cmd, stderr=subprocess.PIPE, **kwargs)
     interrupted = threading.Event()
-
-    def pass_stderr_on():
-        for chunk in iter(lambda: os.read(child.stderr.fileno(), 65536), b""):
-            if not interrupted.is_set():
-                sys.stderr.buffer.write(chunk)
-                sys.stderr.flush()
-
-    relay = threading.Thread(target=pass_stderr_on, daemon=True)
-    relay.start()
+    # The Python-level handler runs late (the main thread waits in waitpid), but the C-level
+    # one writes to the wakeup pipe the moment the signal lands, before the child can print:
+    # the relay looks there before it passes anything on.
+    signalled, wakeup = os.pipe()
+    os.set_blocking(wakeup, False)
     previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    previous_wakeup = signal.set_wakeup_fd(wakeup, warn_on_full_buffer=False)
     try:
+        child = subprocess.Popen(cmd, stderr=subprocess.PIPE, **kwargs)
+
+        def pass_stderr_on():
+            for chunk in iter(lambda: os.read(child.stderr.fileno(), 65536), b""):
+                if select.select([signalled], [], [], 0)[0]:
+                    interrupted.set()
+                if not interrupted.is_set():
+                    sys.stderr.buffer.write(chunk)
+                    sys.stderr.flush()
+
+        relay = threading.Thread(target=pass_stderr_on, daemon=True)
+        relay.start()
         rc = child.wait()
+        relay.join()
+        child.stderr.close()
     finally:
+        signal.set_wakeup_fd(previous_wakeup)
         signal.signal(signal.SIGINT, previous)
-    relay.join()
-    child.stderr.close()
+        os.close(signalled)
+        os.close(wakeup)
     if interrupted.is_set():
         raise KeyboardInterrupt
     return rc

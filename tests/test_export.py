@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import nbformat
+import psutil
 import pytest
 
 from conftest import REPO, copy_of_repo, require_set_up_venv, run_export
@@ -129,9 +130,10 @@ def test_ctrl_c_says_in_one_line_what_was_kept(tmp_path, course_data, moment):
     assert (repo / "submission.pdf").read_bytes() == b"%PDF-1.5 the last good submission\n"
     assert not (repo / "build" / "exercise_sheet.executed.ipynb").exists()
     time.sleep(1)
-    assert marker not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    kernels = subprocess.run(["pgrep", "-f", f"ipykernel_launcher.*{tmp_path.name}"], capture_output=True)
-    assert kernels.returncode == 1, kernels.stdout
+    kernels = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
+               if "ipykernel_launcher" in " ".join(p.info["cmdline"] or []) and str(repo) in str(p.info["cmdline"])]
+    left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if str(repo) in " ".join(p.info["cmdline"] or [])]
+    assert kernels == [] and left == [], left
 
 
 @pytest.mark.slow
