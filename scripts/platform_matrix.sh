@@ -28,7 +28,7 @@
 # compares the PDF with the one built here (scripts/matrix_report.py: the text line by line,
 # and every page break that moved), and writes a row of docs/tested-on.md: userland, user,
 # Python, pandoc, TeX Live, torch (as torch.__version__ reports it), PDF, test counts, the
-# commit tested (HEAD, as `git archive` gives it) and the date. Rows of userlands not tested
+# commit tested (HEAD when the run began, as `git archive` gives it) and the date. Rows of userlands not tested
 # in this run stay as they were. This machine's .venv (./export.sh --setup-only) is needed:
 # its Python runs the report and its uv pins PyPI's torch where that is needed (see below).
 set -uo pipefail
@@ -37,6 +37,7 @@ REPO=${MATRIX_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 MATRIX_DIR=${MATRIX_DIR:-/var/tmp/sheet05-matrix}
 MATRIX_USERS=${MATRIX_USERS:-root student}
 LOGS=$MATRIX_DIR/logs
+COMMIT=$(git -C "$REPO" rev-parse HEAD)  # taken once: commits made while the matrix runs do not mix in
 ALL_SUITES="bullseye bookworm trixie testing"
 # Debian's python3.11 source (bookworm), for userlands whose own Python is too old. The
 # SHA-256 is the one in bookworm's signed Sources index.
@@ -238,9 +239,9 @@ versions_of() {  # "pandoc|TeX Live" in the chroot
   echo "$pandoc|$tl"
 }
 
-copy_repo() {  # copy_repo DEST: the committed tree (HEAD), as a student's clone would have it
+copy_repo() {  # copy_repo DEST: the commit under test, as a student's clone would have it
   rm -rf "$1" && mkdir -p "$1"
-  git -C "$REPO" archive --format=tar HEAD | tar -x -C "$1"
+  git -C "$REPO" archive --format=tar "$COMMIT" | tar -x -C "$1"
 }
 
 tests_line() {  # pytest's closing counts, e.g. "355 passed, 2 skipped"
@@ -254,7 +255,7 @@ pdf_verdict() {  # pdf_verdict PDF NAME: the comparison with the reference (diff
 add_row() {  # add_row USERLAND USER PYTHON PANDOC TEXLIVE TORCH PDF TESTS: one line of $ROWS
   "$HOST_PYTHON" -c 'import json, sys; print(json.dumps(dict(zip(
       ["userland", "user", "python", "pandoc", "texlive", "torch", "pdf", "tests", "commit", "date"], sys.argv[1:]))))' \
-    "$@" "$(git -C "$REPO" rev-parse --short HEAD)" "$(date -u +%Y-%m-%d)" >>"$ROWS"
+    "$@" "${COMMIT:0:7}" "$(date -u +%Y-%m-%d)" >>"$ROWS"
 }
 
 run_as() {  # run_as SUITE USER: both README commands in a fresh copy, then one row of the table
@@ -303,10 +304,10 @@ forget_blas_settings() {  # in this (sub)shell: the chroots run with env -i, so 
   for v in $(compgen -e | grep -E '^(OPENBLAS|GOTO|OMP|MKL)_'); do unset "$v"; done
 }
 
-reference_pdf() {  # this machine's PDF of the same commit (built once) and its tests, as root
+reference_pdf() {  # this machine's PDF of the same commit and its tests, as root
   local ref=$MATRIX_DIR/pdfs/reference.pdf copy=$MATRIX_DIR/host/sheet05 tests rc
-  [ -s "$ref" ] && return 0
   mkdir -p "$MATRIX_DIR/pdfs"
+  rm -f "$ref"
   log "this machine: ./export.sh (the reference PDF) and the tests"
   copy_repo "$copy"
   ln -s "$REPO/.venv" "$copy/.venv"  # this machine's own .venv, which export.sh checks
