@@ -28,8 +28,8 @@
 # compares the PDF with the one built here (scripts/matrix_report.py: the text line by line,
 # and every page break that moved), and writes a row of docs/tested-on.md: userland, user,
 # Python, pandoc, TeX Live, torch (as torch.__version__ reports it), PDF, test counts, the
-# commit tested (HEAD when the run began, as `git archive` gives it) and the date. Rows of userlands not tested
-# in this run stay as they were. This machine's .venv (./export.sh --setup-only) is needed:
+# commit tested (HEAD when the run began, as `git archive` gives it) and the date. Rows of
+# userlands not tested in this run stay as they were. This machine's .venv (./export.sh --setup-only) is needed:
 # its Python runs the report and its uv pins PyPI's torch where that is needed (see below).
 set -uo pipefail
 
